@@ -1,0 +1,224 @@
+"""CrawlRequest / CrawlResponse / Item and their protobuf-JSON wire codec (SPEC §6).
+
+The wire format is what the original system's crawler nodes speak: camelCase names, 64-bit
+integers as strings (numbers accepted too), enum values by name, zero values omitted, unknown
+fields ignored. Decoding never guesses: a bad field raises :class:`MessageError` naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from collections.abc import Mapping
+from typing import Any
+
+
+class MessageError(ValueError):
+    """A message could not be decoded; the text says which field and why."""
+
+
+class ItemStatus(enum.Enum):
+    ON_SALE = "ITEM_STATUS_ON_SALE"
+    SOLD = "ITEM_STATUS_SOLD"
+
+
+# proto3 numbering (ON_SALE is the zero value, which is why an omitted status means on sale),
+# so numeric enum values from other encoders decode too.
+_ITEM_STATUS_NUMBERS = {0: ItemStatus.ON_SALE, 1: ItemStatus.SOLD}
+
+NO_ITEMS = "no_items"
+
+
+@dataclasses.dataclass(frozen=True)
+class Item:
+    source_id: str
+    title: str = ""
+    price: int = 0
+    image_url: str = ""
+    item_url: str = ""
+    status: ItemStatus = ItemStatus.ON_SALE
+
+    @property
+    def is_sold(self) -> bool:
+        return self.status is ItemStatus.SOLD
+
+
+@dataclasses.dataclass(frozen=True)
+class CrawlRequest:
+    ip_id: int
+    keyword: str
+    task_id: str
+    created_at: int = 0
+    retry_count: int = 0
+    pages_on_sale: int = 0
+    pages_sold: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class CrawlResponse:
+    ip_id: int
+    task_id: str
+    crawled_at: int
+    items: tuple[Item, ...] = ()
+    total_found: int = 0
+    error_message: str = ""
+    pages_crawled: int = 0
+    retry_count: int = 0
+
+    @property
+    def failed(self) -> bool:
+        """True when the crawl produced no usable observation (``no_items`` is a success)."""
+        return bool(self.error_message) and self.error_message != NO_ITEMS
+
+
+# (python attribute, wire name, kind, is 64-bit). Kinds: int, str, status, items.
+_REQUEST_FIELDS = (
+    ("ip_id", "ipId", "uint", True),
+    ("keyword", "keyword", "str", False),
+    ("task_id", "taskId", "str", False),
+    ("created_at", "createdAt", "int", True),
+    ("retry_count", "retryCount", "int", False),
+    ("pages_on_sale", "pagesOnSale", "int", False),
+    ("pages_sold", "pagesSold", "int", False),
+)
+_RESPONSE_FIELDS = (
+    ("ip_id", "ipId", "uint", True),
+    ("items", "items", "items", False),
+    ("total_found", "totalFound", "int", False),
+    ("error_message", "errorMessage", "str", False),
+    ("task_id", "taskId", "str", False),
+    ("crawled_at", "crawledAt", "int", True),
+    ("pages_crawled", "pagesCrawled", "int", False),
+    ("retry_count", "retryCount", "int", False),
+)
+_ITEM_FIELDS = (
+    ("source_id", "sourceId", "str", False),
+    ("title", "title", "str", False),
+    ("price", "price", "int", False),
+    ("image_url", "imageUrl", "str", False),
+    ("item_url", "itemUrl", "str", False),
+    ("status", "status", "status", False),
+)
+
+_INT32 = (-(2**31), 2**31 - 1)
+_INT64 = (-(2**63), 2**63 - 1)
+_UINT64 = (0, 2**64 - 1)
+
+
+def _decode_int(value: Any, where: str, kind: str, wide: bool) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str, float)):
+        raise MessageError(f"{where}: expected an integer, got {type(value).__name__} {value!r}")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise MessageError(f"{where}: expected an integer, got {value!r}")
+        number = int(value)
+    elif isinstance(value, str):
+        try:
+            number = int(value.strip())
+        except ValueError:
+            raise MessageError(f"{where}: expected an integer, got {value!r}") from None
+    else:
+        number = value
+    low, high = _UINT64 if kind == "uint" else (_INT64 if wide else _INT32)
+    if not low <= number <= high:
+        raise MessageError(f"{where}: {number} is out of range")
+    return number
+
+
+def _decode_status(value: Any, where: str) -> ItemStatus:
+    if isinstance(value, int) and not isinstance(value, bool) and value in _ITEM_STATUS_NUMBERS:
+        return _ITEM_STATUS_NUMBERS[value]
+    try:
+        return ItemStatus(value)
+    except ValueError:
+        raise MessageError(
+            f"{where}: unknown item status {value!r} "
+            f"(expected {ItemStatus.ON_SALE.value} or {ItemStatus.SOLD.value})"
+        ) from None
+
+
+def _decode_fields(body: Any, fields: tuple, where: str) -> dict[str, Any]:
+    if not isinstance(body, Mapping):
+        raise MessageError(f"{where}: expected a JSON object, got {type(body).__name__}")
+    values: dict[str, Any] = {}
+    for attribute, wire, kind, wide in fields:
+        # protobuf-JSON parsers accept the original field names as well.
+        raw = body.get(wire, body.get(_snake(wire)))
+        if raw is None:
+            continue
+        path = f"{where}.{wire}"
+        if kind in ("int", "uint"):
+            values[attribute] = _decode_int(raw, path, kind, wide)
+        elif kind == "str":
+            if not isinstance(raw, str):
+                raise MessageError(f"{path}: expected a string, got {type(raw).__name__}")
+            values[attribute] = raw
+        elif kind == "status":
+            values[attribute] = _decode_status(raw, path)
+        elif kind == "items":
+            if not isinstance(raw, list):
+                raise MessageError(f"{path}: expected a list, got {type(raw).__name__}")
+            values[attribute] = tuple(
+                Item(**_decode_fields(entry, _ITEM_FIELDS, f"{path}[{index}]"))
+                for index, entry in enumerate(raw)
+            )
+    return values
+
+
+def _snake(camel: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in camel)
+
+
+def _require(values: dict[str, Any], where: str, *names: tuple[str, str]) -> None:
+    for attribute, wire in names:
+        if not values.get(attribute):
+            raise MessageError(f"{where}.{wire}: required and missing")
+
+
+def _load(payload: str | bytes | Mapping[str, Any], where: str) -> Any:
+    if isinstance(payload, Mapping):
+        return payload
+    try:
+        return json.loads(payload)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MessageError(f"{where}: not JSON ({exc})") from None
+
+
+def decode_request(payload: str | bytes | Mapping[str, Any]) -> CrawlRequest:
+    values = _decode_fields(_load(payload, "CrawlRequest"), _REQUEST_FIELDS, "CrawlRequest")
+    _require(values, "CrawlRequest", ("ip_id", "ipId"), ("task_id", "taskId"), ("keyword", "keyword"))
+    return CrawlRequest(**values)
+
+
+def decode_response(payload: str | bytes | Mapping[str, Any]) -> CrawlResponse:
+    values = _decode_fields(_load(payload, "CrawlResponse"), _RESPONSE_FIELDS, "CrawlResponse")
+    _require(values, "CrawlResponse", ("ip_id", "ipId"), ("task_id", "taskId"), ("crawled_at", "crawledAt"))
+    return CrawlResponse(**values)
+
+
+def _encode_fields(message: Any, fields: tuple) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    for attribute, wire, kind, wide in fields:
+        value = getattr(message, attribute)
+        if kind in ("int", "uint"):
+            if value:
+                body[wire] = str(value) if wide else value
+        elif kind == "str":
+            if value:
+                body[wire] = value
+        elif kind == "status":
+            if value is not ItemStatus.ON_SALE:
+                body[wire] = value.value
+        elif kind == "items":
+            if value:
+                body[wire] = [_encode_fields(item, _ITEM_FIELDS) for item in value]
+    return body
+
+
+def encode_request(request: CrawlRequest) -> str:
+    return json.dumps(_encode_fields(request, _REQUEST_FIELDS), ensure_ascii=False, separators=(",", ":"))
+
+
+def encode_response(response: CrawlResponse) -> str:
+    return json.dumps(_encode_fields(response, _RESPONSE_FIELDS), ensure_ascii=False, separators=(",", ":"))

@@ -1,0 +1,120 @@
+"""Fixtures on the real services: MariaDB/MySQL and Redis must be reachable, or the run fails.
+
+TEST_MYSQL_URL (default mysql+pymysql://root@127.0.0.1:3306) names a server where the tests may
+create and drop databases; TEST_REDIS_URL (default redis://127.0.0.1:6379/15) a Redis database
+the tests may flush.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+import sqlalchemy as sa
+
+from animehot_dagster.storage.db import create_engine
+from animehot_dagster.storage.migrate import migrate
+from animehot_dagster.storage.schema import metadata
+
+MYSQL_SERVER_URL = os.environ.get("TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _mysql_reachable() -> str | None:
+    try:
+        engine = sa.create_engine(MYSQL_SERVER_URL)
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - any failure means the service is not usable
+        return f"MySQL at {MYSQL_SERVER_URL}: {exc}"
+    return None
+
+
+def _redis_reachable() -> str | None:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
+    except Exception as exc:  # noqa: BLE001
+        return f"Redis at {REDIS_URL}: {exc}"
+    return None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    problems = [p for p in (_mysql_reachable(), _redis_reachable()) if p]
+    if problems:
+        pytest.exit("the tests need the real services, which cannot be reached: " + "; ".join(problems), returncode=3)
+
+
+@pytest.fixture(scope="session")
+def mysql_database_url() -> Iterator[str]:
+    """A MySQL database migrated once for the whole session."""
+    name = f"animehot_test_{uuid.uuid4().hex[:8]}"
+    server = sa.create_engine(MYSQL_SERVER_URL)
+    with server.begin() as connection:
+        connection.execute(sa.text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+    url = f"{MYSQL_SERVER_URL}/{name}?charset=utf8mb4"
+    engine = create_engine(url)
+    migrate(engine)
+    engine.dispose()
+    yield url
+    with server.begin() as connection:
+        connection.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+    server.dispose()
+
+
+def _empty_mysql(url: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("SET FOREIGN_KEY_CHECKS = 0"))
+        for table in metadata.sorted_tables:
+            connection.execute(sa.text(f"TRUNCATE TABLE {table.name}"))
+        connection.execute(sa.text("SET FOREIGN_KEY_CHECKS = 1"))
+    engine.dispose()
+
+
+@pytest.fixture
+def mysql_url(mysql_database_url: str) -> str:
+    """The session's MySQL database, emptied for this test."""
+    _empty_mysql(mysql_database_url)
+    return mysql_database_url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    url = f"sqlite:///{tmp_path / 'animehot.sqlite3'}"
+    engine = create_engine(url)
+    migrate(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(params=["mysql", "sqlite"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Run the test once on MySQL and once on the embedded SQLite."""
+    return request.getfixturevalue(f"{request.param}_url")
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[sa.Engine]:
+    engine = create_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def mysql_engine(mysql_url: str) -> Iterator[sa.Engine]:
+    engine = create_engine(mysql_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def redis_client() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()

@@ -1,0 +1,38 @@
+from setuptools import find_packages, setup
+
+# The Dagster family is pinned together: unpinned, pip resolves dagster-mysql and
+# dagster-docker to a 2021 release (0.11.14) without a warning.
+DAGSTER_VERSION = "1.13.27"
+DAGSTER_LIBRARY_VERSION = "0.29.27"
+
+setup(
+    name="animehot_dagster",
+    version="0.1.0",
+    description="Anime Hot: liquidity of anime IP merchandise on Mercari Japan, orchestrated by Dagster",
+    packages=find_packages(exclude=["animehot_dagster_tests*"]),
+    include_package_data=True,
+    package_data={"animehot_dagster.storage": ["migrations/*.ini", "migrations/*.mako"]},
+    python_requires=">=3.11,<3.14",
+    install_requires=[
+        f"dagster=={DAGSTER_VERSION}",
+        f"dagster-webserver=={DAGSTER_VERSION}",
+        f"dagster-mysql=={DAGSTER_LIBRARY_VERSION}",
+        f"dagster-docker=={DAGSTER_LIBRARY_VERSION}",
+        "redis==8.1.0",
+        "playwright==1.65.2",
+        "pandas==3.1.1",
+        "sqlalchemy==2.1.9",
+        "alembic==1.20.1",
+        "pymysql==1.2.4",
+        "prometheus-client==0.26.0",
+        "pydantic-settings==2.16.3",
+        "click>=8.1,<9",
+    ],
+    extras_require={
+        "dev": [
+            "pytest==9.2.0",
+            "hypothesis==6.170.15",
+        ],
+    },
+    entry_points={"console_scripts": ["animehot=animehot_dagster.cli:main"]},
+)
