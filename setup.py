@@ -11,7 +11,10 @@ setup(
     description="Anime Hot: liquidity of anime IP merchandise on Mercari Japan, orchestrated by Dagster",
     packages=find_packages(exclude=["animehot_dagster_tests*"]),
     include_package_data=True,
-    package_data={"animehot_dagster.storage": ["migrations/*.ini", "migrations/*.mako"]},
+    package_data={
+        "animehot_dagster.storage": ["migrations/*.mako"],
+        "animehot_dagster.simulator": ["scenarios/*.yaml"],
+    },
     python_requires=">=3.11,<3.14",
     install_requires=[
         f"dagster=={DAGSTER_VERSION}",
@@ -21,12 +24,19 @@ setup(
         "redis==8.1.0",
         "playwright==1.65.2",
         "pandas==3.1.1",
+        "numpy>=2,<3",
         "sqlalchemy==2.1.9",
         "alembic==1.20.1",
         "pymysql==1.2.4",
         "prometheus-client==0.26.0",
         "pydantic-settings==2.16.3",
         "click>=8.1,<9",
+        "fastapi==0.163.2",
+        "uvicorn==0.54.0",
+        "httpx==0.28.1",
+        "cryptography==50.0.2",
+        "joserfc==1.8.0",
+        "pyyaml>=6,<7",
     ],
     extras_require={
         "dev": [

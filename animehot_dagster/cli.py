@@ -16,6 +16,7 @@ from animehot_dagster.domain.messages import MessageError, decode_response
 from animehot_dagster.domain.timebuckets import from_unix, rfc3339_jst
 from animehot_dagster.observability.logging import configure_logging
 from animehot_dagster.settings import Settings, SettingsError, load_settings
+from animehot_dagster.simulator.commands import simulator_command
 from animehot_dagster.storage import open_engine
 from animehot_dagster.storage.db import create_engine
 from animehot_dagster.storage.ingest import IngestConfig, UnknownIpError, apply
@@ -127,6 +128,9 @@ def replay_command(ctx: click.Context, results: str, database_url: str | None, i
                 "outflow": outflow,
                 "liquidity_index": None if liquidity is None else float(liquidity),
             }))
+
+
+cli.add_command(simulator_command)
 
 
 def main() -> None:

@@ -32,7 +32,9 @@ NO_ITEMS = "no_items"
 
 @dataclasses.dataclass(frozen=True)
 class Item:
-    source_id: str
+    # proto3 omits an empty sourceId, so it must decode (to "") like every other field; the
+    # state machine skips such items (SPEC §4) instead of the whole message failing.
+    source_id: str = ""
     title: str = ""
     price: int = 0
     image_url: str = ""
