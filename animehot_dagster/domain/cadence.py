@@ -45,6 +45,13 @@ class CadencePolicy:
         )
         return self.clamp(timedelta(minutes=int(minutes)))
 
+    def current_interval(self, weight: Decimal | float, interval_minutes: int | None) -> timedelta:
+        """The interval the cadence last set, or, when an operator has set the weight since
+        (``interval_minutes`` is None), the weight's."""
+        if interval_minutes:
+            return self.clamp(timedelta(minutes=interval_minutes))
+        return self.interval_for_weight(weight)
+
     def weight_for_interval(self, interval: timedelta) -> Decimal:
         """base / interval to two places (ip_metadata.weight is DECIMAL(5,2))."""
         return (Decimal(self.base_interval // _MINUTE) / Decimal(interval // _MINUTE)).quantize(
@@ -90,29 +97,28 @@ class CadencePolicy:
 
 @dataclasses.dataclass(frozen=True)
 class CadenceDecision:
-    activity: Activity | None
+    activity: Activity | None  # None: the crawl measured nothing
     interval: timedelta
-    weight: Decimal
+    weight: Decimal | None  # None: leave the stored weight as it is
     next_crawl_at: datetime
 
 
 def decide(
     policy: CadencePolicy,
-    weight: Decimal | float,
+    current: timedelta,
     inflow: int,
     outflow: int,
     crawled_at: datetime,
     now: datetime,
     measured: bool,
 ) -> CadenceDecision:
-    """The cadence after one processed crawl. A crawl that measured nothing (the baseline, or
-    one that failed) leaves the interval where the weight puts it."""
-    current = policy.interval_for_weight(weight)
+    """The cadence after one processed crawl, from the ``current`` interval. Only a measured crawl
+    moves the interval and writes base / interval back as the weight (SPEC §5); a crawl that
+    measured nothing (the baseline, or one that failed) keeps both, and only sets the next time."""
     if not measured:
-        activity, interval = None, current
-    else:
-        activity = policy.classify(inflow, outflow)
-        interval = policy.next_interval(current, activity)
+        return CadenceDecision(None, current, None, policy.next_crawl_at(crawled_at, current, now))
+    activity = policy.classify(inflow, outflow)
+    interval = policy.next_interval(current, activity)
     return CadenceDecision(
         activity=activity,
         interval=interval,

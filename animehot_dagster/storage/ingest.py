@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -37,6 +38,7 @@ from animehot_dagster.storage.stats import HourFigures, recompute_hour
 log = logging.getLogger(__name__)
 
 _IN_LIST_CHUNK = 5_000
+_MINUTE = timedelta(minutes=1)
 _SNAPSHOT_UPDATES = ("title", "price", "status", "image_url", "item_url", "first_seen_at", "last_seen_at", "sold_at")
 
 
@@ -99,7 +101,12 @@ def apply(engine: Engine, response: CrawlResponse, config: IngestConfig, now: da
 
 def _apply(connection: Connection, response: CrawlResponse, config: IngestConfig, now: datetime) -> IngestResult:
     ip = connection.execute(
-        sa.select(ip_metadata.c.weight, ip_metadata.c.status, ip_metadata.c.last_crawled_at)
+        sa.select(
+            ip_metadata.c.weight,
+            ip_metadata.c.crawl_interval_minutes,
+            ip_metadata.c.status,
+            ip_metadata.c.last_crawled_at,
+        )
         .where(ip_metadata.c.id == response.ip_id)
         .with_for_update()
     ).one_or_none()
@@ -117,14 +124,17 @@ def _apply(connection: Connection, response: CrawlResponse, config: IngestConfig
         outcome = _observe(connection, response, crawled_at, config.ttl)
     decision = decide(
         config.cadence,
-        ip.weight,
+        config.cadence.current_interval(ip.weight, ip.crawl_interval_minutes),
         outcome.inflow,
         outcome.outflow,
         crawled_at,
         now,
         measured=not (response.failed or outcome.baseline),
     )
-    connection.execute(crawl_log.insert().values(_crawl_log_row(response, outcome, decision, crawled_at, hour, now)))
+    weight = ip.weight if decision.weight is None else decision.weight
+    connection.execute(
+        crawl_log.insert().values(_crawl_log_row(response, outcome, decision, weight, crawled_at, hour, now))
+    )
     figures, raised = None, ()
     if not response.failed:
         _write_items(connection, response, outcome, hour)
@@ -132,12 +142,10 @@ def _apply(connection: Connection, response: CrawlResponse, config: IngestConfig
         alerts = evaluate(figures.inflow, figures.outflow, figures.liquidity_index, config.thresholds)
         write_alerts(connection, response.ip_id, hour, alerts, now)
         raised = tuple(a.alert_type.value for a in alerts)
-    last_crawled_at = max(filter(None, (ip.last_crawled_at, crawled_at)))
-    connection.execute(
-        ip_metadata.update()
-        .where(ip_metadata.c.id == response.ip_id)
-        .values(weight=decision.weight, last_crawled_at=last_crawled_at)
-    )
+    catalog_update = {"last_crawled_at": max(filter(None, (ip.last_crawled_at, crawled_at)))}
+    if decision.weight is not None:
+        catalog_update |= {"weight": decision.weight, "crawl_interval_minutes": decision.interval // _MINUTE}
+    connection.execute(ip_metadata.update().where(ip_metadata.c.id == response.ip_id).values(**catalog_update))
     return IngestResult(
         task_id=response.task_id,
         ip_id=response.ip_id,
@@ -149,7 +157,7 @@ def _apply(connection: Connection, response: CrawlResponse, config: IngestConfig
         outflow=outcome.outflow,
         items=len(outcome.observations),
         interval=decision.interval,
-        weight=float(decision.weight),
+        weight=float(weight),
         next_crawl_at=decision.next_crawl_at,
         ip_active=ip.status == "active",
         alerts=raised,
@@ -258,6 +266,7 @@ def _crawl_log_row(
     response: CrawlResponse,
     outcome: CrawlOutcome,
     decision: CadenceDecision,
+    weight: Decimal,
     crawled_at: datetime,
     hour: datetime,
     now: datetime,
@@ -278,7 +287,7 @@ def _crawl_log_row(
         "total_found": response.total_found,
         "pages_crawled": response.pages_crawled,
         "retry_count": response.retry_count,
-        "interval_minutes": decision.interval // timedelta(minutes=1),
-        "weight_after": decision.weight,
+        "interval_minutes": decision.interval // _MINUTE,
+        "weight_after": weight,
         "next_crawl_at": decision.next_crawl_at,
     }

@@ -82,7 +82,8 @@ def import_ips(engine: Engine, rows: Sequence[Any], upsert: bool, now: datetime)
                 connection.execute(
                     ip_metadata.update()
                     .where(ip_metadata.c.id == existing[name])
-                    .values(**record.columns(), updated_at=now)
+                    # The operator's weight now rules the cadence again.
+                    .values(**record.columns(), crawl_interval_minutes=None, updated_at=now)
                 )
                 report.updated.append({"index": index, "id": existing[name], "name": name})
             else:

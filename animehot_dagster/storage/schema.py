@@ -57,6 +57,10 @@ ip_metadata = sa.Table(
     sa.Column("external_id", sa.String(64), nullable=False, server_default=""),
     sa.Column("notes", sa.Text, nullable=True),
     sa.Column("weight", sa.Numeric(5, 2), nullable=False, server_default="1.00"),
+    # The cadence's own interval. Two-decimal weights cannot express every whole-minute interval
+    # (120 / 116 min = 1.034… is stored as 1.03, read back as 117 min), so the interval the
+    # cadence set is kept exactly; NULL when an operator set the weight, which then rules.
+    sa.Column("crawl_interval_minutes", sa.Integer, nullable=True),
     sa.Column("status", sa.String(16), nullable=False, server_default="active"),
     sa.Column("last_crawled_at", UTCDateTime, nullable=True),
     *_timestamps(),

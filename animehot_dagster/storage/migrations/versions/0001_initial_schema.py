@@ -27,6 +27,7 @@ def upgrade() -> None:
     sa.Column('external_id', sa.String(length=64), server_default='', nullable=False),
     sa.Column('notes', sa.Text(), nullable=True),
     sa.Column('weight', sa.Numeric(precision=5, scale=2), server_default='1.00', nullable=False),
+    sa.Column('crawl_interval_minutes', sa.Integer(), nullable=True),
     sa.Column('status', sa.String(length=16), server_default='active', nullable=False),
     sa.Column('last_crawled_at', sa.DateTime(), nullable=True),
     sa.Column('created_at', sa.DateTime(), server_default=sa.text('CURRENT_TIMESTAMP'), nullable=False),
