@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from animehot_dagster.domain.messages import MessageError, decode_response
 from animehot_dagster.domain.timebuckets import from_unix, rfc3339_jst
 from animehot_dagster.observability.logging import configure_logging
+from animehot_dagster.queue.commands import COMMANDS as QUEUE_COMMANDS
 from animehot_dagster.settings import Settings, SettingsError, load_settings
 from animehot_dagster.simulator.commands import simulator_command
 from animehot_dagster.storage import open_engine
@@ -52,8 +53,14 @@ def cli(ctx: click.Context) -> None:
 @click.pass_context
 def migrate_command(ctx: click.Context, database_url: str | None) -> None:
     """Apply the schema migrations."""
-    engine = create_engine(database_url or _settings(ctx).database_url)
-    click.echo(f"schema at revision {migrate(engine)} ({engine.url.render_as_string(hide_password=True)})")
+    url = database_url or _settings(ctx).database_url
+    try:
+        engine = create_engine(url)
+        revision = migrate(engine)
+    except (sa.exc.SQLAlchemyError, ValueError) as exc:
+        reason = getattr(exc, "orig", None) or exc
+        raise click.ClickException(f"cannot migrate {sa.engine.make_url(url).render_as_string()}: {reason}") from None
+    click.echo(f"schema at revision {revision} ({engine.url.render_as_string(hide_password=True)})")
 
 
 @cli.command("import")
@@ -130,7 +137,8 @@ def replay_command(ctx: click.Context, results: str, database_url: str | None, i
             }))
 
 
-cli.add_command(simulator_command)
+for command in (simulator_command, *QUEUE_COMMANDS):
+    cli.add_command(command)
 
 
 def main() -> None:

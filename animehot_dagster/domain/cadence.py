@@ -128,19 +128,17 @@ def decide(
 
 
 def rebuild_schedule(
-    policy: CadencePolicy,
-    ips: Iterable[tuple[int, Decimal | float, datetime | None]],
+    ips: Iterable[tuple[int, timedelta, datetime | None]],
     now: datetime,
 ) -> list[tuple[int, datetime]]:
-    """Next crawl times for an empty schedule: last crawl + interval when that is still ahead,
-    otherwise now + i × 10 s so that a cold start does not crawl every IP in the same second."""
+    """Next crawl times for an empty schedule from (ip, current interval, last crawl): last crawl
+    + interval when that is still ahead, otherwise now + i × 10 s so that a cold start does not
+    crawl every IP in the same second."""
     schedule, staggered = [], 0
-    for ip_id, weight, last_crawled_at in ips:
-        if last_crawled_at is not None:
-            due = last_crawled_at + policy.interval_for_weight(weight)
-            if due > now:
-                schedule.append((ip_id, due))
-                continue
+    for ip_id, interval, last_crawled_at in ips:
+        if last_crawled_at is not None and last_crawled_at + interval > now:
+            schedule.append((ip_id, last_crawled_at + interval))
+            continue
         schedule.append((ip_id, now + staggered * REBUILD_STAGGER))
         staggered += 1
     return schedule

@@ -193,9 +193,16 @@ def decode_request(payload: str | bytes | Mapping[str, Any]) -> CrawlRequest:
     return CrawlRequest(**values)
 
 
+# Unix seconds a datetime can hold (up to 9999-12-31): a crawl time outside them is malformed,
+# not something for ingest to trip over later.
+MAX_UNIX_SECONDS = 253_402_300_799
+
+
 def decode_response(payload: str | bytes | Mapping[str, Any]) -> CrawlResponse:
     values = _decode_fields(_load(payload, "CrawlResponse"), _RESPONSE_FIELDS, "CrawlResponse")
     _require(values, "CrawlResponse", ("ip_id", "ipId"), ("task_id", "taskId"), ("crawled_at", "crawledAt"))
+    if not 0 < values["crawled_at"] <= MAX_UNIX_SECONDS:
+        raise MessageError(f"CrawlResponse.crawledAt: {values['crawled_at']} is not a unix time in seconds")
     return CrawlResponse(**values)
 
 

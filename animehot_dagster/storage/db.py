@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
-
-# SQLite caps bound parameters per statement (32,766 since 3.32); MySQL through PyMySQL is
-# bounded by max_allowed_packet, which these chunks stay far below.
-_SQLITE_MAX_PARAMETERS = 32_000
-_MYSQL_MAX_ROWS = 5_000
-
 
 def create_engine(url: str, pool_size: int = 10) -> Engine:
     """An engine for MySQL/MariaDB or SQLite with the settings ingest relies on."""
@@ -61,17 +55,6 @@ def is_mysql(connection: Connection | Engine) -> bool:
     return connection.dialect.name == "mysql"
 
 
-def _chunks(rows: Sequence[Mapping[str, Any]], size: int) -> Iterator[Sequence[Mapping[str, Any]]]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
-
-
-def _rows_per_statement(connection: Connection, columns: int) -> int:
-    if is_mysql(connection):
-        return _MYSQL_MAX_ROWS
-    return max(1, _SQLITE_MAX_PARAMETERS // max(columns, 1))
-
-
 def upsert(
     connection: Connection,
     table: sa.Table,
@@ -79,30 +62,31 @@ def upsert(
     update_columns: Iterable[str],
     conflict_columns: Sequence[str],
 ) -> None:
-    """Insert ``rows`` in multi-row statements; on a unique-key conflict update
-    ``update_columns`` (MySQL ON DUPLICATE KEY UPDATE, SQLite ON CONFLICT … DO UPDATE).
-    ``conflict_columns`` name the unique key SQLite needs spelled out."""
+    """Insert ``rows``; on a unique-key conflict update ``update_columns`` (MySQL ON DUPLICATE KEY
+    UPDATE, SQLite ON CONFLICT … DO UPDATE). ``conflict_columns`` name the unique key SQLite
+    needs spelled out.
+
+    The statement is built without values and executed with the rows as parameters: PyMySQL
+    sends an executemany of an INSERT as multi-row statements (one round trip per ~1 MB), and
+    SQLAlchemy compiles and caches the statement once instead of building a new one with a
+    parameter per cell on every call, which cost more than the database work.
+    """
     if not rows:
         return
     update_columns = list(update_columns)
-    for chunk in _chunks(rows, _rows_per_statement(connection, len(rows[0]))):
-        if is_mysql(connection):
-            statement = mysql.insert(table).values(list(chunk))
-            statement = statement.on_duplicate_key_update(
-                {name: statement.inserted[name] for name in update_columns}
-            )
-        else:
-            statement = sqlite.insert(table).values(list(chunk))
-            statement = statement.on_conflict_do_update(
-                index_elements=list(conflict_columns),
-                set_={name: statement.excluded[name] for name in update_columns},
-            )
-        connection.execute(statement)
+    if is_mysql(connection):
+        statement = mysql.insert(table)
+        statement = statement.on_duplicate_key_update({name: statement.inserted[name] for name in update_columns})
+    else:
+        statement = sqlite.insert(table)
+        statement = statement.on_conflict_do_update(
+            index_elements=list(conflict_columns),
+            set_={name: statement.excluded[name] for name in update_columns},
+        )
+    connection.execute(statement, list(rows))
 
 
 def insert_many(connection: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Plain multi-row INSERT, chunked like :func:`upsert`."""
-    if not rows:
-        return
-    for chunk in _chunks(rows, _rows_per_statement(connection, len(rows[0]))):
-        connection.execute(table.insert().values(list(chunk)))
+    """Plain INSERT of many rows, batched like :func:`upsert`."""
+    if rows:
+        connection.execute(table.insert(), list(rows))

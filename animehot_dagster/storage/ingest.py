@@ -142,10 +142,12 @@ def _apply(connection: Connection, response: CrawlResponse, config: IngestConfig
         alerts = evaluate(figures.inflow, figures.outflow, figures.liquidity_index, config.thresholds)
         write_alerts(connection, response.ip_id, hour, alerts, now)
         raised = tuple(a.alert_type.value for a in alerts)
-    catalog_update = {"last_crawled_at": max(filter(None, (ip.last_crawled_at, crawled_at)))}
-    if decision.weight is not None:
-        catalog_update |= {"weight": decision.weight, "crawl_interval_minutes": decision.interval // _MINUTE}
-    connection.execute(ip_metadata.update().where(ip_metadata.c.id == response.ip_id).values(**catalog_update))
+    if not response.failed:
+        # A failed crawl saw nothing: the IP is no fresher for it.
+        catalog_update = {"last_crawled_at": max(filter(None, (ip.last_crawled_at, crawled_at)))}
+        if decision.weight is not None:
+            catalog_update |= {"weight": decision.weight, "crawl_interval_minutes": decision.interval // _MINUTE}
+        connection.execute(ip_metadata.update().where(ip_metadata.c.id == response.ip_id).values(**catalog_update))
     return IngestResult(
         task_id=response.task_id,
         ip_id=response.ip_id,

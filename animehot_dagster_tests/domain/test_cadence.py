@@ -231,14 +231,13 @@ def test_next_crawl_is_due_at_once_when_already_past_on_processing():
 
 def test_rebuild_keeps_future_times_and_staggers_the_rest_10_seconds_apart():
     schedule = rebuild_schedule(
-        DEFAULT,
         [
-            (1, Decimal("1.00"), None),  # never crawled
-            (2, Decimal("1.00"), NOW - minutes(30)),  # due in 90 min
-            (3, Decimal("2.00"), NOW - minutes(90)),  # interval 60: already past
-            (4, Decimal("1.00"), None),
-            (5, Decimal("1.50"), NOW - minutes(10)),  # interval 80: due in 70 min
-            (6, Decimal("1.00"), NOW - timedelta(days=3)),
+            (1, minutes(120), None),  # never crawled
+            (2, minutes(120), NOW - minutes(30)),  # due in 90 min
+            (3, minutes(60), NOW - minutes(90)),  # already past
+            (4, minutes(120), None),
+            (5, minutes(80), NOW - minutes(10)),  # due in 70 min
+            (6, minutes(120), NOW - timedelta(days=3)),
         ],
         now=NOW,
     )
@@ -253,7 +252,7 @@ def test_rebuild_keeps_future_times_and_staggers_the_rest_10_seconds_apart():
 
 
 def test_rebuild_of_many_new_ips_spreads_them_out():
-    schedule = rebuild_schedule(DEFAULT, [(n, Decimal("1.00"), None) for n in range(1, 51)], now=NOW)
+    schedule = rebuild_schedule([(n, minutes(120), None) for n in range(1, 51)], now=NOW)
     times = [at for _, at in schedule]
     assert len(set(times)) == 50
     assert times[-1] - times[0] == timedelta(seconds=490)
@@ -261,4 +260,4 @@ def test_rebuild_of_many_new_ips_spreads_them_out():
 
 
 def test_rebuild_of_nothing_is_empty():
-    assert rebuild_schedule(DEFAULT, [], now=NOW) == []
+    assert rebuild_schedule([], now=NOW) == []

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from animehot_dagster.domain.messages import (
+    MAX_UNIX_SECONDS,
     CrawlRequest,
     CrawlResponse,
     Item,
@@ -38,7 +39,7 @@ responses = st.builds(
     CrawlResponse,
     ip_id=UINT64,
     task_id=TEXT.filter(bool),
-    crawled_at=INT64,
+    crawled_at=st.integers(min_value=1, max_value=MAX_UNIX_SECONDS),
     items=st.lists(items, max_size=5).map(tuple),
     total_found=INT32,
     error_message=TEXT,
@@ -335,3 +336,9 @@ def test_any_json_either_decodes_or_raises_message_error(document):
         decode_response({"ipId": 1, "taskId": "t", "crawledAt": 1, "items": [document]})
     except MessageError as exc:
         assert str(exc).startswith("CrawlResponse.items[0]")
+
+
+@pytest.mark.parametrize("crawled_at", ["-1", "0", str(10**12)])
+def test_a_crawl_time_no_date_can_hold_is_malformed(crawled_at):
+    with pytest.raises(MessageError, match=r"^CrawlResponse\.crawledAt: "):
+        decode_response({"ipId": "1", "taskId": "t", "crawledAt": crawled_at})

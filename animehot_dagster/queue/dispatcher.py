@@ -1,0 +1,152 @@
+"""The dispatcher (SPEC §5): due IPs become CrawlRequests, in batches, with backpressure."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+
+import redis
+from sqlalchemy.engine import Engine
+
+from animehot_dagster.domain.messages import CrawlRequest
+from animehot_dagster.queue.reliable import Clock, TaskQueue
+from animehot_dagster.queue.schedule import ScheduleStore
+from animehot_dagster.settings import Settings
+from animehot_dagster.storage.ip_queries import ip_statuses
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class DispatchConfig:
+    batch_size: int = 50
+    backpressure_threshold: int = 25
+    # A dispatched IP's score moves to now + lease, so an IP whose task is lost still comes
+    # back; the processed result replaces it with the real next crawl time.
+    lease_seconds: float = 7200
+    pages_on_sale: int = 5
+    pages_sold: int = 5
+    max_backpressure_wait_seconds: float = 600
+    backpressure_poll_seconds: float = 1.0
+    retry_delay_seconds: float = 60
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DispatchConfig:
+        return cls(
+            batch_size=settings.scheduler_batch_size,
+            backpressure_threshold=settings.scheduler_backpressure_threshold,
+            lease_seconds=settings.scheduler_max_interval.total_seconds(),
+            pages_on_sale=settings.scheduler_pages_on_sale,
+            pages_sold=settings.scheduler_pages_sold,
+        )
+
+
+class Dispatched(enum.Enum):
+    ENQUEUED = "enqueued"
+    ALREADY_PENDING = "already_pending"
+    FAILED = "failed"
+
+
+@dataclasses.dataclass
+class DispatchReport:
+    due: int = 0
+    enqueued: list[int] = dataclasses.field(default_factory=list)
+    already_pending: list[int] = dataclasses.field(default_factory=list)
+    dropped: list[int] = dataclasses.field(default_factory=list)  # paused, deleted or unknown
+    failed: list[int] = dataclasses.field(default_factory=list)  # re-scheduled a minute later
+    batches: int = 0
+    waited_seconds: float = 0.0
+    backpressure_timeouts: int = 0
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def dispatch(
+    client: redis.Redis,
+    engine: Engine,
+    config: DispatchConfig,
+    clock: Clock = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+    limit: int | None = None,
+) -> DispatchReport:
+    """Enqueue a task for every due active IP (at most ``limit``), ``batch_size`` at a time;
+    before each batch after the first, wait until the task queue has room."""
+    schedule, tasks = ScheduleStore(client, clock), TaskQueue(client, clock)
+    report = DispatchReport()
+    due = schedule.due(limit)
+    report.due = len(due)
+    statuses = ip_statuses(engine, due) if due else {}
+    dispatchable = []
+    for ip_id in due:
+        status = statuses.get(ip_id)
+        if status is None or not status.active:
+            schedule.remove(ip_id)
+            report.dropped.append(ip_id)
+        else:
+            dispatchable.append((ip_id, status.keyword))
+    for number, batch in enumerate(_batches(dispatchable, config.batch_size)):
+        if number:
+            waited, timed_out = _wait_for_room(tasks, config, clock, sleep)
+            report.waited_seconds += waited
+            report.backpressure_timeouts += timed_out
+        report.batches += 1
+        for ip_id, keyword in batch:
+            outcome = _dispatch_one(schedule, tasks, config, ip_id, keyword, clock())
+            getattr(report, outcome.value).append(ip_id)
+    if report.due:
+        log.info("tasks dispatched", extra={
+            "due": report.due, "enqueued": len(report.enqueued), "already_pending": len(report.already_pending),
+            "dropped": len(report.dropped), "failed": len(report.failed), "batches": report.batches,
+            "waited_seconds": report.waited_seconds,
+        })
+    return report
+
+
+def _batches(items: Sequence, size: int) -> list[Sequence]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+def _dispatch_one(
+    schedule: ScheduleStore, tasks: TaskQueue, config: DispatchConfig, ip_id: int, keyword: str, now: float
+) -> Dispatched:
+    request = CrawlRequest(
+        ip_id=ip_id,
+        keyword=keyword,
+        task_id=str(uuid.uuid4()),
+        created_at=int(now),
+        pages_on_sale=config.pages_on_sale,
+        pages_sold=config.pages_sold,
+    )
+    try:
+        # The lease goes in before the task: a result processed at once then overwrites it,
+        # never the other way round.
+        schedule.schedule(ip_id, now + config.lease_seconds)
+        added = tasks.enqueue(request)
+    except redis.RedisError:
+        log.warning("enqueue failed, retrying in a minute", exc_info=True, extra={"ip_id": ip_id})
+        try:
+            schedule.schedule(ip_id, now + config.retry_delay_seconds)
+        except redis.RedisError:
+            log.exception("re-scheduling failed", extra={"ip_id": ip_id})
+        return Dispatched.FAILED
+    return Dispatched.ENQUEUED if added else Dispatched.ALREADY_PENDING
+
+
+def _wait_for_room(
+    tasks: TaskQueue, config: DispatchConfig, clock: Clock, sleep: Callable[[float], None]
+) -> tuple[float, bool]:
+    """Sleep until queued + held tasks ≤ the threshold; give up after the maximum wait.
+    Returns (seconds waited, whether it gave up)."""
+    started = clock()
+    while tasks.depth() > config.backpressure_threshold:
+        waited = clock() - started
+        if waited >= config.max_backpressure_wait_seconds:
+            log.warning("backpressure wait timed out", extra={"waited_seconds": waited, "depth": tasks.depth()})
+            return waited, True
+        sleep(min(config.backpressure_poll_seconds, config.max_backpressure_wait_seconds - waited))
+    return clock() - started, False

@@ -1,0 +1,67 @@
+"""The catalog reads the schedule and the dispatcher need."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from animehot_dagster.storage.schema import ip_metadata
+
+ACTIVE = "active"
+_ID_CHUNK = 1_000
+
+
+@dataclasses.dataclass(frozen=True)
+class ActiveIp:
+    id: int
+    keyword: str
+    weight: Decimal
+    crawl_interval_minutes: int | None
+    last_crawled_at: datetime | None
+
+
+@dataclasses.dataclass(frozen=True)
+class IpStatus:
+    keyword: str
+    status: str
+
+    @property
+    def active(self) -> bool:
+        return self.status == ACTIVE
+
+
+def active_ips(engine: Engine) -> list[ActiveIp]:
+    """Every active IP, by id (the order the rebuilt schedule staggers them in)."""
+    query = (
+        sa.select(
+            ip_metadata.c.id,
+            ip_metadata.c.name,
+            ip_metadata.c.weight,
+            ip_metadata.c.crawl_interval_minutes,
+            ip_metadata.c.last_crawled_at,
+        )
+        .where(ip_metadata.c.status == ACTIVE)
+        .order_by(ip_metadata.c.id)
+    )
+    with engine.connect() as connection:
+        return [ActiveIp(*row) for row in connection.execute(query)]
+
+
+def ip_statuses(engine: Engine, ip_ids: Iterable[int]) -> dict[int, IpStatus]:
+    """Keyword and status of each of ``ip_ids`` the catalog holds; unknown ids are absent."""
+    ids = sorted(set(ip_ids))
+    statuses: dict[int, IpStatus] = {}
+    with engine.connect() as connection:
+        for start in range(0, len(ids), _ID_CHUNK):
+            rows = connection.execute(
+                sa.select(ip_metadata.c.id, ip_metadata.c.name, ip_metadata.c.status).where(
+                    ip_metadata.c.id.in_(ids[start : start + _ID_CHUNK])
+                )
+            )
+            statuses.update({ip_id: IpStatus(name, status) for ip_id, name, status in rows})
+    return statuses
