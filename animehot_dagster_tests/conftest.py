@@ -7,6 +7,7 @@ the tests may flush.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -48,10 +49,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         pytest.exit("the tests need the real services, which cannot be reached: " + "; ".join(problems), returncode=3)
 
 
-@pytest.fixture(scope="session")
-def mysql_database_url() -> Iterator[str]:
-    """A MySQL database migrated once for the whole session."""
-    name = f"animehot_test_{uuid.uuid4().hex[:8]}"
+@contextlib.contextmanager
+def fresh_mysql_database(prefix: str = "animehot_test") -> Iterator[str]:
+    """A new, migrated MySQL database (its URL), dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     server = sa.create_engine(MYSQL_SERVER_URL)
     with server.begin() as connection:
         connection.execute(sa.text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
@@ -59,10 +60,19 @@ def mysql_database_url() -> Iterator[str]:
     engine = create_engine(url)
     migrate(engine)
     engine.dispose()
-    yield url
-    with server.begin() as connection:
-        connection.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
-    server.dispose()
+    try:
+        yield url
+    finally:
+        with server.begin() as connection:
+            connection.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+        server.dispose()
+
+
+@pytest.fixture(scope="session")
+def mysql_database_url() -> Iterator[str]:
+    """A MySQL database migrated once for the whole session."""
+    with fresh_mysql_database() as url:
+        yield url
 
 
 def _empty_mysql(url: str) -> None:

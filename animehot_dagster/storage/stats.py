@@ -78,8 +78,20 @@ def hour_figures(connection: Connection, ip_id: int, hour: datetime) -> HourFigu
     )
 
 
+def price_columns(prices: PriceStats) -> dict:
+    """The sold-price columns the hourly, daily and weekly tables share."""
+    return {
+        "avg_price": prices.avg,
+        "median_price": prices.median,
+        "min_price": prices.min,
+        "max_price": prices.max,
+        "min_price_item": prices.min_item.as_json() if prices.min_item else None,
+        "max_price_item": prices.max_item.as_json() if prices.max_item else None,
+        "sample_count": prices.sample_count,
+    }
+
+
 def write_hour(connection: Connection, figures: HourFigures, now: datetime) -> None:
-    prices = figures.prices
     row = {
         "ip_id": figures.ip_id,
         "hour_bucket": figures.hour_bucket,
@@ -87,14 +99,8 @@ def write_hour(connection: Connection, figures: HourFigures, now: datetime) -> N
         "outflow": figures.outflow,
         "liquidity_index": figures.liquidity_index,
         "active_count": figures.active_count,
-        "avg_price": prices.avg,
-        "median_price": prices.median,
-        "min_price": prices.min,
-        "max_price": prices.max,
-        "price_stddev": prices.stddev,
-        "min_price_item": prices.min_item.as_json() if prices.min_item else None,
-        "max_price_item": prices.max_item.as_json() if prices.max_item else None,
-        "sample_count": prices.sample_count,
+        **price_columns(figures.prices),
+        "price_stddev": figures.prices.stddev,
         "crawl_count": figures.crawl_count,
         "created_at": now,
         "updated_at": now,

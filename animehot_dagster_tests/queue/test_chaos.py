@@ -40,9 +40,8 @@ from animehot_dagster.queue.processor import ResultProcessor
 from animehot_dagster.queue.reliable import ResultQueue, TaskQueue
 from animehot_dagster.storage.db import create_engine
 from animehot_dagster.storage.ingest import IngestConfig, apply
-from animehot_dagster.storage.migrate import migrate
 from animehot_dagster.storage.schema import crawl_log, ip_stats_hourly
-from animehot_dagster_tests.conftest import MYSQL_SERVER_URL, REDIS_URL
+from animehot_dagster_tests.conftest import REDIS_URL, fresh_mysql_database
 from animehot_dagster_tests.factories import T0, make_ips
 
 SEED = 20261102
@@ -177,18 +176,8 @@ def supervise(args: argparse.Namespace) -> None:
 @pytest.fixture
 def clean_mysql_url() -> Iterator[str]:
     """A second database for the clean run."""
-    name = f"animehot_test_clean_{uuid.uuid4().hex[:8]}"
-    server = sa.create_engine(MYSQL_SERVER_URL)
-    with server.begin() as connection:
-        connection.execute(sa.text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
-    url = f"{MYSQL_SERVER_URL}/{name}?charset=utf8mb4"
-    engine = create_engine(url)
-    migrate(engine)
-    engine.dispose()
-    yield url
-    with server.begin() as connection:
-        connection.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
-    server.dispose()
+    with fresh_mysql_database("animehot_test_clean") as url:
+        yield url
 
 
 class Janitor(threading.Thread):

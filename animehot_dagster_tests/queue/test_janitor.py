@@ -60,7 +60,7 @@ def test_a_message_within_the_timeout_stays_held(queue_redis, which):
 def test_a_held_message_without_start_time_is_timed_from_first_sight(queue_redis):
     # A consumer killed between BLMOVE and HSET leaves exactly this.
     clock = FakeClock()
-    queue = _fill(queue_redis, "tasks", clock)
+    _fill(queue_redis, "tasks", clock)
     queue_redis.lmove(keys.TASKS, keys.TASKS_PROCESSING, "RIGHT", "LEFT")
     assert janitor.sweep(queue_redis, TIMEOUT, clock).tasks.stamped == 1
     assert queue_redis.hget(keys.TASKS_STARTED, "task-1") == str(int(clock.now)).encode()

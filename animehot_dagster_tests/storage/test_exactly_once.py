@@ -22,7 +22,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from animehot_dagster.domain.messages import CrawlResponse, encode_response
-from animehot_dagster.storage.db import create_engine
 from animehot_dagster.storage.ingest import IngestConfig, UnknownIpError, apply
 from animehot_dagster.storage.schema import crawl_log, ip_metadata, ip_stats_hourly, item_events, metadata
 from animehot_dagster_tests.factories import T0, make_ips, on_sale, response, sold
