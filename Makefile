@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo bench-ingest clean
+.PHONY: install test demo bench-ingest bench-queue clean
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ demo:
 bench-ingest: $(STAMP)
 	scripts/ensure_services.sh
 	$(BIN)/python bench/ingest.py
+
+bench-queue: $(STAMP)
+	scripts/ensure_services.sh
+	$(BIN)/python bench/queue.py
 
 clean:
 	rm -rf $(VENV) var *.egg-info
