@@ -37,6 +37,7 @@ setup(
         "cryptography==50.0.2",
         "joserfc==1.8.0",
         "pyyaml>=6,<7",
+        "selectolax==1.0.2",
     ],
     extras_require={
         "dev": [

@@ -67,6 +67,8 @@ class CrawlResponse:
     error_message: str = ""
     pages_crawled: int = 0
     retry_count: int = 0
+    # An addition of this project (older nodes omit it): which crawler node produced the result.
+    crawler_node: str = ""
 
     @property
     def failed(self) -> bool:
@@ -93,6 +95,7 @@ _RESPONSE_FIELDS = (
     ("crawled_at", "crawledAt", "int", True),
     ("pages_crawled", "pagesCrawled", "int", False),
     ("retry_count", "retryCount", "int", False),
+    ("crawler_node", "crawlerNode", "str", False),
 )
 _ITEM_FIELDS = (
     ("source_id", "sourceId", "str", False),

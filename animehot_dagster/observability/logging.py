@@ -14,6 +14,10 @@ from animehot_dagster.domain.timebuckets import JST
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
+# The manual's log events name the warning level WARN, as the original Go service wrote it.
+_LEVEL_NAMES = {"WARNING": "WARN"}
+
+
 class JsonFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
         super().__init__()
@@ -22,7 +26,7 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
             "time": datetime.fromtimestamp(record.created, JST).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
+            "level": _LEVEL_NAMES.get(record.levelname, record.levelname),
             "msg": record.getMessage(),
             "service": getattr(record, "service", self.service),
         }
@@ -40,3 +44,6 @@ def configure_logging(service: str, debug: bool = False, stream: TextIO | None =
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.INFO)
+    # Alembic narrates every migration step and plugin at INFO; what matters (the revision
+    # reached) is logged by the storage layer.
+    logging.getLogger("alembic").setLevel(logging.WARNING)

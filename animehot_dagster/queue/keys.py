@@ -18,6 +18,9 @@ RESULTS_PROCESSING = "animetop:queue:results:processing"
 RESULTS_STARTED = "animetop:queue:results:started"
 RESULTS_DEADLETTER = "animetop:queue:results:deadletter"
 
+# Added by this project: Dagster runs of the crawl chain that failed, counted for the metrics.
+FAILED_RUNS = "animetop:stats:failed_runs"
+
 
 @dataclasses.dataclass(frozen=True)
 class QueueKeys:

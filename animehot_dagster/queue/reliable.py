@@ -282,6 +282,11 @@ class ReliableQueue:
             return self._dead_letter_plan(raw, message, reason, now)
         return ReleasePlan(with_retry_count(raw, retry), False, message.task_id)
 
+    def release(self, delivery: Delivery) -> bool:
+        """Give a held message back now, as the janitor would after the timeout (retryCount + 1,
+        or the dead-letter list past the retries): a node shutting down mid-task does this."""
+        return self._move(delivery.raw, self.plan_release(delivery.raw, self.clock()), cutoff=None) is Release.MOVED
+
     def release_stale(self, timeout_seconds: float) -> SweepReport:
         """The janitor's sweep: release every message held longer than ``timeout_seconds``."""
         return self._sweep(cutoff=self.clock() - timeout_seconds)

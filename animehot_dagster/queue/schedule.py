@@ -10,13 +10,14 @@ from datetime import UTC, datetime
 import redis
 from sqlalchemy.engine import Engine
 
-from animehot_dagster.domain.cadence import CadencePolicy, rebuild_schedule
+from animehot_dagster.domain.cadence import REBUILD_STAGGER, CadencePolicy, rebuild_schedule
 from animehot_dagster.domain.timebuckets import to_unix
 from animehot_dagster.queue.keys import SCHEDULE
 from animehot_dagster.queue.reliable import Clock
 from animehot_dagster.storage.ip_queries import active_ips
 
 log = logging.getLogger(__name__)
+REBUILD_STAGGER_SECONDS = int(REBUILD_STAGGER.total_seconds())
 
 
 class ScheduleStore:
@@ -26,6 +27,14 @@ class ScheduleStore:
 
     def schedule(self, ip_id: int, at: float) -> None:
         self.client.zadd(SCHEDULE, {str(ip_id): int(at)})
+
+    def seed(self, ip_ids: list[int], at: float) -> int:
+        """Schedule new IPs at ``at`` (10 s apart, as a rebuild staggers them), leaving any that
+        already have a time alone; returns how many were added."""
+        if not ip_ids:
+            return 0
+        spaced = {str(ip_id): int(at) + index * REBUILD_STAGGER_SECONDS for index, ip_id in enumerate(ip_ids)}
+        return self.client.zadd(SCHEDULE, spaced, nx=True)
 
     def remove(self, ip_id: int) -> None:
         self.client.zrem(SCHEDULE, str(ip_id))

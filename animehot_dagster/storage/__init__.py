@@ -11,8 +11,6 @@ from animehot_dagster.storage.db import create_engine
 from animehot_dagster.storage.migrate import migrate
 
 log = logging.getLogger(__name__)
-# Alembic narrates every step at INFO; the revision reached is logged below instead.
-logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def open_engine(settings: Settings, database_url: str | None = None) -> Engine:

@@ -289,6 +289,7 @@ def _crawl_log_row(
         "total_found": response.total_found,
         "pages_crawled": response.pages_crawled,
         "retry_count": response.retry_count,
+        "crawler_node": response.crawler_node[:128],
         "interval_minutes": decision.interval // _MINUTE,
         "weight_after": weight,
         "next_crawl_at": decision.next_crawl_at,

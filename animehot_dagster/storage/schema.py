@@ -165,6 +165,7 @@ crawl_log = sa.Table(
     sa.Column("total_found", sa.Integer, nullable=False, server_default="0"),
     sa.Column("pages_crawled", sa.Integer, nullable=False, server_default="0"),
     sa.Column("retry_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("crawler_node", sa.String(128), nullable=False, server_default=""),
     sa.Column("interval_minutes", sa.Integer, nullable=False),
     sa.Column("weight_after", sa.Numeric(5, 2), nullable=False),
     sa.Column("next_crawl_at", UTCDateTime, nullable=False),

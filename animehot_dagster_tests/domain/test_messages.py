@@ -142,7 +142,7 @@ def test_original_node_message_decodes():
         '{"sourceId":"shops_abc123","title":"五条悟 フィギュア","price":4800,"status":"ITEM_STATUS_SOLD",'
         '"itemUrl":"https://jp.mercari.com/shops/product/abc123"}],'
         '"totalFound":2,"taskId":"0f8b1d9e-2c4a-4f3e-9a71-5b6c7d8e9f00","crawledAt":"1767225600",'
-        '"pagesCrawled":10,"crawlerNode":"node-7","listedAt":["1767220000"]}'
+        '"pagesCrawled":10,"nodeVersion":"1.4.2","listedAt":["1767220000"]}'
     )
     message = decode_response(wire)
     assert message == CrawlResponse(

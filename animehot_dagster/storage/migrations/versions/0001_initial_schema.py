@@ -59,6 +59,7 @@ def upgrade() -> None:
     sa.Column('total_found', sa.Integer(), server_default='0', nullable=False),
     sa.Column('pages_crawled', sa.Integer(), server_default='0', nullable=False),
     sa.Column('retry_count', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('crawler_node', sa.String(length=128), server_default='', nullable=False),
     sa.Column('interval_minutes', sa.Integer(), nullable=False),
     sa.Column('weight_after', sa.Numeric(precision=5, scale=2), nullable=False),
     sa.Column('next_crawl_at', sa.DateTime(), nullable=False),
