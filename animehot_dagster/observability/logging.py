@@ -44,6 +44,7 @@ def configure_logging(service: str, debug: bool = False, stream: TextIO | None =
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.INFO)
-    # Alembic narrates every migration step and plugin at INFO; what matters (the revision
-    # reached) is logged by the storage layer.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Alembic narrates every migration step and httpx every request at INFO, which would bury
+    # the events that matter (the storage layer logs the revision reached).
+    for chatty in ("alembic", "httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
