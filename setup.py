@@ -43,6 +43,7 @@ setup(
         "dev": [
             "pytest==9.2.0",
             "hypothesis==6.170.15",
+            "schemathesis==4.32.5",
         ],
     },
     entry_points={"console_scripts": ["animehot=animehot_dagster.cli:main"]},

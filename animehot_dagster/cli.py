@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 import sqlalchemy as sa
 
+from animehot_dagster.api.server import COMMANDS as API_COMMANDS
 from animehot_dagster.crawler.commands import crawl_command, crawler_command
 from animehot_dagster.domain.messages import MessageError, decode_response
 from animehot_dagster.domain.timebuckets import from_unix, rfc3339_jst
@@ -138,7 +139,7 @@ def replay_command(ctx: click.Context, results: str, database_url: str | None, i
             }))
 
 
-for command in (simulator_command, crawler_command, crawl_command, *QUEUE_COMMANDS):
+for command in (simulator_command, crawler_command, crawl_command, *QUEUE_COMMANDS, *API_COMMANDS):
     cli.add_command(command)
 
 

@@ -31,6 +31,10 @@ class DispatchConfig:
     pages_on_sale: int = 5
     pages_sold: int = 5
     max_backpressure_wait_seconds: float = 600
+    # A sensor tick must end in time: with this set, the wait bound holds for the whole call
+    # and the batches not sent by then stay due in the schedule for the next call, instead of
+    # each batch waiting its own bound and going out regardless.
+    defer_when_full: bool = False
     backpressure_poll_seconds: float = 1.0
     retry_delay_seconds: float = 60
 
@@ -58,6 +62,7 @@ class DispatchReport:
     already_pending: list[int] = dataclasses.field(default_factory=list)
     dropped: list[int] = dataclasses.field(default_factory=list)  # paused, deleted or unknown
     failed: list[int] = dataclasses.field(default_factory=list)  # re-scheduled a minute later
+    deferred: list[int] = dataclasses.field(default_factory=list)  # still due: the queue stayed full
     batches: int = 0
     waited_seconds: float = 0.0
     backpressure_timeouts: int = 0
@@ -89,11 +94,16 @@ def dispatch(
             report.dropped.append(ip_id)
         else:
             dispatchable.append((ip_id, status.keyword))
-    for number, batch in enumerate(_batches(dispatchable, config.batch_size)):
+    batches = _batches(dispatchable, config.batch_size)
+    deadline = clock() + config.max_backpressure_wait_seconds if config.defer_when_full else None
+    for number, batch in enumerate(batches):
         if number:
-            waited, timed_out = _wait_for_room(tasks, config, clock, sleep)
+            waited, timed_out = _wait_for_room(tasks, config, clock, sleep, deadline)
             report.waited_seconds += waited
             report.backpressure_timeouts += timed_out
+            if timed_out and config.defer_when_full:
+                report.deferred = [ip_id for rest in batches[number:] for ip_id, _ in rest]
+                break
         report.batches += 1
         for ip_id, keyword in batch:
             outcome = _dispatch_one(schedule, tasks, config, ip_id, keyword, clock())
@@ -101,7 +111,8 @@ def dispatch(
     if report.due:
         log.info("tasks dispatched", extra={
             "due": report.due, "enqueued": len(report.enqueued), "already_pending": len(report.already_pending),
-            "dropped": len(report.dropped), "failed": len(report.failed), "batches": report.batches,
+            "dropped": len(report.dropped), "failed": len(report.failed), "deferred": len(report.deferred),
+            "batches": report.batches,
             "waited_seconds": report.waited_seconds,
         })
     return report
@@ -138,15 +149,16 @@ def _dispatch_one(
 
 
 def _wait_for_room(
-    tasks: TaskQueue, config: DispatchConfig, clock: Clock, sleep: Callable[[float], None]
+    tasks: TaskQueue, config: DispatchConfig, clock: Clock, sleep: Callable[[float], None], deadline: float | None
 ) -> tuple[float, bool]:
-    """Sleep until queued + held tasks ≤ the threshold; give up after the maximum wait.
-    Returns (seconds waited, whether it gave up)."""
+    """Sleep until queued + held tasks ≤ the threshold; give up at ``deadline`` (default: the
+    maximum wait from now). Returns (seconds waited, whether it gave up)."""
     started = clock()
+    deadline = started + config.max_backpressure_wait_seconds if deadline is None else deadline
     while tasks.depth() > config.backpressure_threshold:
-        waited = clock() - started
-        if waited >= config.max_backpressure_wait_seconds:
+        if clock() >= deadline:
+            waited = clock() - started
             log.warning("backpressure wait timed out", extra={"waited_seconds": waited, "depth": tasks.depth()})
             return waited, True
-        sleep(min(config.backpressure_poll_seconds, config.max_backpressure_wait_seconds - waited))
+        sleep(min(config.backpressure_poll_seconds, deadline - clock()))
     return clock() - started, False

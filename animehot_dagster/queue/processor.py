@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import redis
 from sqlalchemy.engine import Engine
 
+from animehot_dagster.api.cache import invalidate_after_crawl
 from animehot_dagster.domain.timebuckets import to_unix
 from animehot_dagster.queue.reliable import Clock, Delivery, ResultQueue, SweepReport
 from animehot_dagster.queue.schedule import ScheduleStore
@@ -117,6 +118,8 @@ class ResultProcessor:
             result = apply(self.engine, response, self.config, now=datetime.fromtimestamp(self.clock(), UTC))
             self._write_next_crawl(result)
             self.results.ack(delivery)
+            if result.applied:
+                invalidate_after_crawl(self.results.client, result.ip_id)
         except UnknownIpError as exc:
             self.results.dead_letter(delivery, f"unknown ip: {exc}")
             return Outcome.DEAD_LETTERED, None

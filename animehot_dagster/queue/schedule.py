@@ -10,14 +10,13 @@ from datetime import UTC, datetime
 import redis
 from sqlalchemy.engine import Engine
 
-from animehot_dagster.domain.cadence import REBUILD_STAGGER, CadencePolicy, rebuild_schedule
+from animehot_dagster.domain.cadence import CadencePolicy, rebuild_schedule
 from animehot_dagster.domain.timebuckets import to_unix
 from animehot_dagster.queue.keys import SCHEDULE
 from animehot_dagster.queue.reliable import Clock
-from animehot_dagster.storage.ip_queries import active_ips
+from animehot_dagster.storage.ip_queries import ActiveIp, active_ips
 
 log = logging.getLogger(__name__)
-REBUILD_STAGGER_SECONDS = int(REBUILD_STAGGER.total_seconds())
 
 
 class ScheduleStore:
@@ -28,13 +27,16 @@ class ScheduleStore:
     def schedule(self, ip_id: int, at: float) -> None:
         self.client.zadd(SCHEDULE, {str(ip_id): int(at)})
 
-    def seed(self, ip_ids: list[int], at: float) -> int:
-        """Schedule new IPs at ``at`` (10 s apart, as a rebuild staggers them), leaving any that
-        already have a time alone; returns how many were added."""
-        if not ip_ids:
-            return 0
-        spaced = {str(ip_id): int(at) + index * REBUILD_STAGGER_SECONDS for index, ip_id in enumerate(ip_ids)}
-        return self.client.zadd(SCHEDULE, spaced, nx=True)
+    def seed(self, ips: list[ActiveIp], policy: CadencePolicy) -> int:
+        """Schedule IPs as a rebuild would (last crawl + interval, or staggered from now),
+        leaving any that already have a time alone; returns how many were added."""
+        planned = self._plan(ips, policy)
+        return self.client.zadd(SCHEDULE, planned, nx=True) if planned else 0
+
+    def _plan(self, ips: list[ActiveIp], policy: CadencePolicy) -> dict[str, int]:
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        intervals = [(ip.id, policy.current_interval(ip.weight, ip.crawl_interval_minutes), ip.last_crawled_at) for ip in ips]
+        return {str(ip_id): to_unix(at) for ip_id, at in rebuild_schedule(intervals, now)}
 
     def remove(self, ip_id: int) -> None:
         self.client.zrem(SCHEDULE, str(ip_id))
@@ -63,12 +65,7 @@ class ScheduleStore:
         from now); only when it is empty unless ``replace``. Returns the entries written."""
         if not replace and self.count():
             return 0
-        now = datetime.fromtimestamp(self.clock(), UTC)
-        ips = [
-            (ip.id, policy.current_interval(ip.weight, ip.crawl_interval_minutes), ip.last_crawled_at)
-            for ip in active_ips(engine)
-        ]
-        mapping = {str(ip_id): to_unix(at) for ip_id, at in rebuild_schedule(ips, now)}
+        mapping = self._plan(active_ips(engine), policy)
         with self.client.pipeline(transaction=True) as pipe:
             if replace:
                 pipe.delete(SCHEDULE)

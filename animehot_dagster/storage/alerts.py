@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from animehot_dagster.domain.alerts import Alert
@@ -33,4 +34,12 @@ def write_alerts(connection: Connection, ip_id: int, hour: datetime, alerts: Seq
         ],
         update_columns=("severity", "message", "threshold", "actual_value"),
         conflict_columns=("ip_id", "hour_bucket", "alert_type"),
+    )
+
+
+def stored_alert_types(connection: Connection, ip_id: int, hour: datetime) -> list[str]:
+    return list(
+        connection.execute(
+            sa.select(ip_alerts.c.alert_type).where(ip_alerts.c.ip_id == ip_id, ip_alerts.c.hour_bucket == hour)
+        ).scalars()
     )

@@ -120,3 +120,19 @@ def recompute_hour(connection: Connection, ip_id: int, hour: datetime, now: date
     if figures is not None:
         write_hour(connection, figures, now)
     return figures
+
+
+def crawls_in_hour(connection: Connection, ip_id: int, hour: datetime) -> list[sa.Row]:
+    """The crawl log of one (ip, hour), oldest first: what a crawl-chain partition holds."""
+    return connection.execute(
+        sa.select(crawl_log)
+        .where(crawl_log.c.ip_id == ip_id, crawl_log.c.hour_bucket == hour)
+        .order_by(crawl_log.c.crawled_at, crawl_log.c.task_id)
+    ).all()
+
+
+def stored_hour(connection: Connection, ip_id: int, hour: datetime) -> sa.Row | None:
+    """The ip_stats_hourly row of (ip, hour) as stored."""
+    return connection.execute(
+        sa.select(ip_stats_hourly).where(ip_stats_hourly.c.ip_id == ip_id, ip_stats_hourly.c.hour_bucket == hour)
+    ).one_or_none()

@@ -122,7 +122,23 @@ def test_nothing_due_does_nothing(queue_redis, mysql_engine, clock):
     ScheduleStore(queue_redis, clock).schedule(ip_id, clock.now + 86400)
     report = dispatch(queue_redis, mysql_engine, DispatchConfig(), clock, clock.sleep)
     assert json.loads(json.dumps(report.as_dict())) == {
-        "due": 0, "enqueued": [], "already_pending": [], "dropped": [], "failed": [],
+        "due": 0, "enqueued": [], "already_pending": [], "dropped": [], "failed": [], "deferred": [],
         "batches": 0, "waited_seconds": 0.0, "backpressure_timeouts": 0,
     }
     assert not queue_redis.exists(keys.TASKS)
+
+
+def test_with_defer_when_full_the_wait_bounds_the_whole_call_and_the_rest_stays_due(queue_redis, mysql_engine, clock):
+    ids = make_ips(mysql_engine, *[f"ip{n}" for n in range(6)])
+    schedule = ScheduleStore(queue_redis, clock)
+    for offset, ip_id in enumerate(ids):
+        schedule.schedule(ip_id, clock.now - 100 + offset)
+    config = DispatchConfig(batch_size=2, backpressure_threshold=0, max_backpressure_wait_seconds=5, defer_when_full=True)
+
+    report = dispatch(queue_redis, mysql_engine, config, clock, clock.sleep)
+
+    # Nobody takes tasks: after the first batch the queue stays full until the bound, once.
+    assert report.enqueued == ids[:2]
+    assert report.deferred == ids[2:]
+    assert report.backpressure_timeouts == 1 and report.waited_seconds == pytest.approx(5, abs=1)
+    assert sorted(schedule.due()) == sorted(ids[2:])  # still due for the next call

@@ -191,3 +191,19 @@ def test_a_claim_only_scans_the_oldest_results(processor, queue_redis, mysql_eng
         results.push(response(ip_id, T0 + timedelta(minutes=n), [on_sale(f"m{n}")], task_id=f"t{n}"))
     assert processor.process_tasks(["t4"], scan=2).taken == 0  # t4 is the newest of five
     assert [r.task_id for r in processor.process_tasks(["t1"], scan=2).applied] == ["t1"]
+
+
+def test_an_applied_result_invalidates_its_ips_cache_and_the_hourly_leaderboards(processor, queue_redis, mysql_engine):
+    first, other = make_ips(mysql_engine, "cached", "untouched")
+    cached = {
+        f"animetop:ip:{first}:liquidity": True,
+        f"animetop:ip:{first}:hourly_stats:24": True,
+        "animetop:leaderboard:hot:1": True,
+        f"animetop:ip:{other}:liquidity": False,  # another IP's detail stays
+        "animetop:leaderboard:hot:24": False,  # yesterday's board changes only with a rollup
+    }
+    for key in cached:
+        queue_redis.set(key, b"{}")
+    ResultQueue(queue_redis).push(response(first, T0, [on_sale("m1")]))
+    assert len(processor.process_batch().applied) == 1
+    assert {key: not queue_redis.exists(key) for key in cached} == cached

@@ -1,0 +1,146 @@
+"""The API's read cache in Redis (SPEC §6, §9): keys, lifetimes and invalidation.
+
+| key | holds | lifetime |
+|---|---|---|
+| ``animetop:leaderboard:{type}:{hours}`` | the top 100 of a window | 10 min for 1–23 h, 1 h for 24/168 |
+| ``animetop:ip:{id}:liquidity`` | the IP's latest hour | 10 min |
+| ``animetop:ip:{id}:hourly_stats:{limit}`` | the latest ``limit`` hours | 10 min |
+| ``animetop:ip:{id}:items:{status}:{page}:{size}`` | one page of items | 10 min |
+
+A cached window never outlives the window itself: an entry expires at the next hour (1–23 h),
+the next Japan-time midnight (24 h) or the next Monday (168 h) if that comes first.
+
+Callers of ingest and of the rollups drop what they made stale with
+:func:`invalidate_after_crawl` and :func:`invalidate_after_rollup` (synchronous clients).
+Every cache operation swallows Redis errors: a Redis outage means uncached reads, not errors.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from animehot_dagster.domain.leaderboard import DAY_HOURS, WEEK_HOURS, LeaderboardType
+from animehot_dagster.domain.timebuckets import JST, hour_bucket
+
+log = logging.getLogger(__name__)
+
+DETAIL_TTL = timedelta(minutes=10)
+HOURLY_LEADERBOARD_TTL = timedelta(minutes=10)
+ROLLUP_LEADERBOARD_TTL = timedelta(hours=1)
+HOURLY_WINDOWS = range(1, DAY_HOURS)
+LEADERBOARD_TYPES = tuple(t.value for t in LeaderboardType)
+
+
+def leaderboard_key(kind: str, hours: int) -> str:
+    return f"animetop:leaderboard:{kind}:{hours}"
+
+
+def liquidity_key(ip_id: int) -> str:
+    return f"animetop:ip:{ip_id}:liquidity"
+
+
+def hourly_stats_key(ip_id: int, limit: int) -> str:
+    return f"animetop:ip:{ip_id}:hourly_stats:{limit}"
+
+
+def items_key(ip_id: int, status: str, page: int, size: int) -> str:
+    return f"animetop:ip:{ip_id}:items:{status}:{page}:{size}"
+
+
+def ip_pattern(ip_id: int) -> str:
+    return f"animetop:ip:{ip_id}:*"
+
+
+def leaderboard_ttl(hours: int, now: datetime) -> int:
+    """Seconds a leaderboard of ``hours`` computed at ``now`` stays valid (at least 1)."""
+    local = now.astimezone(JST)
+    if hours == DAY_HOURS:
+        boundary = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), JST)
+        limit = ROLLUP_LEADERBOARD_TTL
+    elif hours == WEEK_HOURS:
+        monday = local.date() + timedelta(days=7 - local.weekday())
+        boundary = datetime.combine(monday, datetime.min.time(), JST)
+        limit = ROLLUP_LEADERBOARD_TTL
+    else:
+        boundary = hour_bucket(now) + timedelta(hours=1)
+        limit = HOURLY_LEADERBOARD_TTL
+    return max(1, int(min(limit, boundary - now).total_seconds()))
+
+
+def _delete(client: redis.Redis, names: list[str], what: str) -> int:
+    try:
+        return int(client.delete(*names)) if names else 0
+    except redis.RedisError as exc:
+        log.warning("cache invalidation failed", extra={"what": what, "error": str(exc)})
+        return 0
+
+
+def invalidate_after_crawl(client: redis.Redis, ip_id: int) -> int:
+    """After a crawl of ``ip_id`` was applied: its detail keys and the 1–23 h leaderboards.
+    Returns how many keys were deleted (0 when Redis is unreachable)."""
+    try:
+        detail = list(client.scan_iter(match=ip_pattern(ip_id), count=1000))
+    except redis.RedisError as exc:
+        log.warning("cache invalidation failed", extra={"what": "ip detail", "ip_id": ip_id, "error": str(exc)})
+        detail = []
+    boards = [leaderboard_key(kind, hours) for kind in LEADERBOARD_TYPES for hours in HOURLY_WINDOWS]
+    return _delete(client, detail + boards, "after crawl")
+
+
+def invalidate_after_rollup(client: redis.Redis, hours: int) -> int:
+    """After a rollup: the leaderboards of its window (24 for daily, 168 for weekly)."""
+    return _delete(client, [leaderboard_key(kind, hours) for kind in LEADERBOARD_TYPES], f"after rollup {hours}")
+
+
+class ReadCache:
+    """Asynchronous get/set for the request handlers; errors become misses and no-ops."""
+
+    def __init__(self, client: aioredis.Redis | None) -> None:
+        self.client = client
+
+    async def get(self, key: str) -> bytes | None:
+        if self.client is None:
+            return None
+        try:
+            return await self.client.get(key)
+        except (redis.RedisError, OSError) as exc:
+            log.debug("cache read failed", extra={"key": key, "error": str(exc)})
+            return None
+
+    async def set(self, key: str, value: bytes, ttl_seconds: int) -> None:
+        if self.client is None:
+            return
+        try:
+            await self.client.set(key, value, ex=max(1, int(ttl_seconds)))
+        except (redis.RedisError, OSError) as exc:
+            log.debug("cache write failed", extra={"key": key, "error": str(exc)})
+
+    async def close(self) -> None:
+        if self.client is not None:
+            try:
+                await self.client.aclose()
+            except (redis.RedisError, OSError):
+                pass
+
+
+_ASYNC_KWARGS = ("host", "port", "db", "username", "password", "path")
+
+
+def async_client_like(client: redis.Redis, timeout: float = 1.0) -> aioredis.Redis:
+    """An asyncio client for the same server and database as the synchronous ``client``, with
+    short timeouts and no retries, so an unreachable Redis costs a request little: a cache
+    miss is cheaper than waiting for Redis to come back."""
+    kwargs = client.connection_pool.connection_kwargs
+    options = {k: kwargs[k] for k in _ASYNC_KWARGS if k in kwargs and kwargs[k] is not None}
+    if "path" in options:
+        options["unix_socket_path"] = options.pop("path")
+    return aioredis.Redis(
+        **options, socket_timeout=timeout, socket_connect_timeout=timeout, max_connections=64,
+        retry=Retry(NoBackoff(), 0),
+    )

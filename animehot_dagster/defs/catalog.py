@@ -1,0 +1,90 @@
+"""The IP catalog: the ``ip_catalog`` asset, its freshness check, and the sensor that keeps the
+``ip`` partitions equal to the active IPs."""
+
+import json
+from datetime import timedelta
+
+import dagster as dg
+import sqlalchemy as sa
+
+from animehot_dagster.defs.partitions import ip_partitions
+from animehot_dagster.defs.resources import AnalyzerResource, DatabaseResource, QueueResource, now
+from animehot_dagster.domain.timebuckets import rfc3339_jst
+from animehot_dagster.storage.ip_queries import active_ips
+from animehot_dagster.storage.schema import ip_metadata
+
+# How late past its interval an active IP may be before the freshness check fails: a crawl
+# waits for its slot, the queue and the processor.
+FRESHNESS_SLACK = timedelta(minutes=30)
+
+
+@dg.asset(group_name="catalog", kinds={"mysql"}, description="The tracked IPs (ip_metadata) by status.")
+def ip_catalog(database: DatabaseResource) -> dg.MaterializeResult:
+    with database.engine().connect() as connection:
+        rows = connection.execute(
+            sa.select(
+                ip_metadata.c.id,
+                ip_metadata.c.name,
+                ip_metadata.c.category,
+                ip_metadata.c.weight,
+                ip_metadata.c.status,
+                ip_metadata.c.last_crawled_at,
+            ).order_by(ip_metadata.c.id)
+        ).all()
+    by_status = {status: sum(1 for r in rows if r.status == status) for status in ("active", "paused", "deleted")}
+    preview = "\n".join(
+        ["| id | name | category | weight | status | last crawled |", "|---|---|---|---|---|---|"]
+        + [
+            f"| {r.id} | {r.name} | {r.category} | {r.weight} | {r.status} | "
+            f"{rfc3339_jst(r.last_crawled_at) if r.last_crawled_at else '—'} |"
+            for r in rows[:100]
+        ]
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "ips": len(rows),
+            **{f"{status}_ips": count for status, count in by_status.items()},
+            "preview": dg.MetadataValue.md(preview),
+        }
+    )
+
+
+@dg.asset_check(asset=ip_catalog, description="Every active IP was crawled within its interval (+30 min).")
+def every_active_ip_fresh(database: DatabaseResource, analyzer: AnalyzerResource) -> dg.AssetCheckResult:
+    policy, moment = analyzer.cadence(), now()
+    stale = []
+    for ip in active_ips(database.engine()):
+        limit = policy.current_interval(ip.weight, ip.crawl_interval_minutes)
+        if ip.last_crawled_at is None or moment - ip.last_crawled_at > limit + FRESHNESS_SLACK:
+            last = rfc3339_jst(ip.last_crawled_at) if ip.last_crawled_at else None
+            stale.append({"id": ip.id, "name": ip.keyword, "last_crawled_at": last})
+    return dg.AssetCheckResult(
+        passed=not stale,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"stale_ips": len(stale), "stale": dg.MetadataValue.json(stale[:50])},
+    )
+
+
+@dg.sensor(
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Keeps the `ip` partitions equal to the active IPs and schedules new IPs at once.",
+)
+def ip_catalog_sensor(
+    context: dg.SensorEvaluationContext, database: DatabaseResource, queue: QueueResource, analyzer: AnalyzerResource
+) -> dg.SensorResult | dg.SkipReason:
+    active = {str(ip.id): ip for ip in active_ips(database.engine())}
+    known = set(context.instance.get_dynamic_partitions(ip_partitions.name))
+    added = sorted(set(active) - known, key=int)
+    removed = sorted(known - set(active), key=int)
+    seeded = queue.schedule().seed([active[key] for key in added], analyzer.cadence())
+    context.update_cursor(json.dumps({"active": len(active)}))
+    if not added and not removed:
+        return dg.SkipReason(f"{len(active)} active IPs, partitions up to date")
+    context.log.info(f"ip partitions: +{added} -{removed}; {seeded} newly scheduled")
+    return dg.SensorResult(
+        dynamic_partitions_requests=[
+            ip_partitions.build_add_request(added),
+            ip_partitions.build_delete_request(removed),
+        ]
+    )

@@ -1,0 +1,286 @@
+"""The crawl chain's source: ``mercari_crawl[ip, hour]``, and the sensors that drive crawling —
+the cadence (due IPs → tasks) and the results (waiting results → runs)."""
+
+import collections
+import hashlib
+import json
+import time
+import uuid
+
+import dagster as dg
+from sqlalchemy.engine import Engine
+
+from animehot_dagster.defs.partitions import (
+    crawl_partition_exists,
+    crawl_partition_key,
+    crawl_partitions,
+    parse_crawl_partition,
+)
+from animehot_dagster.defs.resources import AnalyzerResource, DatabaseResource, QueueResource, now
+from animehot_dagster.domain.messages import CrawlRequest
+from animehot_dagster.domain.timebuckets import from_unix, hour_bucket, rfc3339_jst
+from animehot_dagster.queue.dispatcher import dispatch
+from animehot_dagster.queue.processor import ProcessReport
+from animehot_dagster.storage.ip_queries import ip_statuses
+from animehot_dagster.storage.stats import crawls_in_hour
+
+# A sensor tick looks at this many of the oldest waiting results.
+RESULTS_SCAN = 200
+# Up to this many waiting results, each (ip, hour) gets a run of the crawl chain; beyond it,
+# batch runs ingest BATCH_SIZE results each, because a daemon-launched run costs ~10 s of
+# queueing and process start and one run per result would cap throughput.
+PER_PARTITION_LIMIT = 8
+BATCH_SIZE = 50
+# The cadence sensor's backpressure wait (for the whole tick) must end well inside Dagster's 60 s
+# sensor timeout; IPs it could not send stay due, and the next tick goes on with them.
+DISPATCH_MAX_WAIT_SECONDS = 20
+RESULT_POLL_SECONDS = 2.0
+
+
+class CrawlResultsConfig(dg.Config):
+    task_ids: list[str] = []  # the results to ingest; none: crawl the IP now (current hour only)
+
+
+def _crawl_metadata(engine: Engine, ip_id: int, hour, report: ProcessReport, seconds: float) -> dict:
+    with engine.connect() as connection:
+        crawls = crawls_in_hour(connection, ip_id, hour)
+    table = "\n".join(
+        ["| task | crawled at | node | pages | items | new | sold | baseline | error |", "|---|---|---|---|---|---|---|---|---|"]
+        + [
+            f"| {c.task_id[:8]} | {rfc3339_jst(c.crawled_at)} | {c.crawler_node or '—'} | {c.pages_crawled} | "
+            f"{c.items_count} | {c.inflow} | {c.outflow} | {'yes' if c.baseline else ''} | {c.error_message} |"
+            for c in crawls
+        ]
+    )
+    return {
+        "ingested_now": len(report.applied),
+        "crawls_in_hour": len(crawls),
+        "items": sum(c.items_count for c in crawls),
+        "pages": sum(c.pages_crawled for c in crawls),
+        "new_listings": sum(c.inflow for c in crawls),
+        "sold": sum(c.outflow for c in crawls),
+        "crawler_nodes": ", ".join(sorted({c.crawler_node for c in crawls if c.crawler_node})) or "—",
+        "duration_seconds": round(seconds, 3),
+        "crawls": dg.MetadataValue.md(table),
+    }
+
+
+def _crawl_now(
+    context: dg.AssetExecutionContext,
+    ip_id: int,
+    database: DatabaseResource,
+    queue: QueueResource,
+    analyzer: AnalyzerResource,
+) -> ProcessReport:
+    """Force a task for the IP, wait for its result up to the task timeout, ingest it."""
+    status = ip_statuses(database.engine(), [ip_id]).get(ip_id)
+    if status is None:
+        raise dg.Failure(f"IP {ip_id} is not in the catalog")
+    policy = analyzer.cadence()
+    request = CrawlRequest(
+        ip_id=ip_id,
+        keyword=status.keyword,
+        task_id=str(uuid.uuid4()),
+        created_at=int(time.time()),
+        pages_on_sale=policy.pages_on_sale,
+        pages_sold=policy.pages_sold,
+    )
+    queue.tasks().enqueue(request, force=True)
+    context.log.info(f"crawl of {status.keyword} queued as task {request.task_id}; waiting for its result")
+    processor = analyzer.processor(database, queue)
+    deadline = time.monotonic() + queue.task_timeout_seconds
+    while time.monotonic() < deadline:
+        report = processor.process_tasks([request.task_id], scan=RESULTS_SCAN)
+        if report.taken:
+            return report
+        time.sleep(RESULT_POLL_SECONDS)
+    raise dg.Failure(
+        f"no result for task {request.task_id} within {queue.task_timeout_seconds:.0f} s: is a crawler node "
+        "running? The task stays queued; its result will be ingested when it arrives."
+    )
+
+
+@dg.asset(
+    partitions_def=crawl_partitions,
+    group_name="crawl",
+    kinds={"redis", "mysql"},
+    description=(
+        "The crawls of one IP in one Japan-time hour: the crawl log and the item observations, "
+        "ingested exactly once. Materializing the current hour from the UI crawls the IP now."
+    ),
+)
+def mercari_crawl(
+    context: dg.AssetExecutionContext,
+    config: CrawlResultsConfig,
+    database: DatabaseResource,
+    queue: QueueResource,
+    analyzer: AnalyzerResource,
+) -> dg.MaterializeResult:
+    started = time.perf_counter()
+    ip_id, hour = parse_crawl_partition(context.partition_key)
+    if config.task_ids:
+        report = analyzer.processor(database, queue).process_tasks(config.task_ids, scan=RESULTS_SCAN)
+    else:
+        current = hour_bucket(now())
+        if hour != current:
+            raise dg.Failure(
+                f"hour {rfc3339_jst(hour)} is not the current hour ({rfc3339_jst(current)}): the past cannot "
+                "be crawled. Its facts come only from crawls made then; to recompute figures from them, "
+                "materialize hourly_liquidity instead."
+            )
+        report = _crawl_now(context, ip_id, database, queue, analyzer)
+    if report.failed:
+        raise dg.Failure(f"{report.failed} result(s) failed to apply; the janitor returns them to the queue")
+    return dg.MaterializeResult(metadata=_crawl_metadata(database.engine(), ip_id, hour, report, time.perf_counter() - started))
+
+
+# The assets of one (ip, hour), in order: the facts, the figures, the alerts.
+CRAWL_CHAIN = ("mercari_crawl", "hourly_liquidity", "liquidity_alerts")
+
+crawl_chain_job = dg.define_asset_job(
+    "crawl_chain_job",
+    selection=dg.AssetSelection.assets(*CRAWL_CHAIN),
+    description="Ingest the results of one (ip, hour) and recompute its figures and alerts.",
+)
+
+
+class IngestBatchConfig(dg.Config):
+    max_results: int = BATCH_SIZE
+
+
+@dg.op(description="Ingest the oldest waiting results and record a materialization per partition written.")
+def ingest_waiting_results(
+    context: dg.OpExecutionContext,
+    config: IngestBatchConfig,
+    database: DatabaseResource,
+    queue: QueueResource,
+    analyzer: AnalyzerResource,
+) -> None:
+    report = analyzer.processor(database, queue).process_batch(max_results=config.max_results)
+    partitions = collections.defaultdict(list)
+    for result in report.applied:
+        partitions[(result.ip_id, result.hour_bucket)].append(result)
+    for (ip_id, hour), results in sorted(partitions.items()):
+        key = crawl_partition_key(ip_id, hour)
+        if not crawl_partition_exists(context.instance, key):
+            continue  # an IP no longer active, or an hour before the window: ingested, not shown
+        figures = results[-1].hour
+        metadata = {
+            "ingested_now": len(results),
+            "new_listings": sum(r.inflow for r in results),
+            "sold": sum(r.outflow for r in results),
+            "items": sum(r.items for r in results),
+        }
+        if figures is not None:
+            metadata |= {
+                "hour_inflow": figures.inflow,
+                "hour_outflow": figures.outflow,
+                "liquidity_index": None if figures.liquidity_index is None else float(figures.liquidity_index),
+            }
+        for asset in CRAWL_CHAIN:
+            context.log_event(dg.AssetMaterialization(asset_key=asset, partition=str(key), metadata=metadata))
+    context.log.info(f"batch: {json.dumps(report.as_dict() | {'applied_task_ids': len(report.applied)})}")
+    if report.failed:
+        raise dg.Failure(f"{report.failed} result(s) failed to apply; the janitor returns them to the queue")
+
+
+@dg.job(description="Ingest a batch of waiting results (used when many wait).")
+def ingest_results_job() -> None:
+    ingest_waiting_results()
+
+
+RESULTS_TAG = "animehot/results"
+_FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+
+
+def _run_key(instance: dg.DagsterInstance, results_key: str) -> str:
+    """The run key for ``results_key`` (the results a run is to ingest). While a run for them is
+    queued or running the key repeats, so the daemon does not launch a second; once such a run
+    has finished and the results still wait (it failed before taking them), a new key."""
+    finished = instance.get_runs_count(dg.RunsFilter(tags={RESULTS_TAG: results_key}, statuses=_FINISHED))
+    return results_key if not finished else f"{results_key}#{finished}"
+
+
+@dg.sensor(
+    jobs=[crawl_chain_job, ingest_results_job],
+    minimum_interval_seconds=10,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Waiting crawl results → runs of the crawl chain per (ip, hour), or batch runs when many wait.",
+)
+def crawl_results_sensor(
+    context: dg.SensorEvaluationContext, database: DatabaseResource, queue: QueueResource, analyzer: AnalyzerResource
+):
+    results = queue.results()
+    waiting = results.waiting(RESULTS_SCAN)
+    # A redelivered result that was applied before changes nothing: ack it here, so that it
+    # neither waits for a run nor holds up the ones behind it.
+    redelivered = [d.task_id for d in waiting if d.message is not None and results.is_processed(d.task_id)]
+    if redelivered:
+        analyzer.processor(database, queue).process_tasks(redelivered, scan=RESULTS_SCAN)
+        waiting = [d for d in waiting if d.task_id not in set(redelivered)]
+    if not waiting:
+        return dg.SkipReason(f"no results waiting ({len(redelivered)} redelivered ones acked)" if redelivered else "no results waiting")
+    partitions = collections.defaultdict(list)
+    for delivery in waiting:
+        if delivery.message is not None:
+            response = delivery.message
+            partitions[crawl_partition_key(response.ip_id, hour_bucket(from_unix(response.crawled_at)))].append(delivery)
+    every_one_has_a_partition = sum(map(len, partitions.values())) == len(waiting) and all(
+        crawl_partition_exists(context.instance, key) for key in partitions
+    )
+    if len(waiting) > PER_PARTITION_LIMIT or not every_one_has_a_partition:
+        # A batch takes from the oldest end, records materializations only for partitions that
+        # exist, and dead-letters what cannot be decoded.
+        results_key = f"batch:{hashlib.sha1(waiting[0].raw).hexdigest()}"
+        return dg.RunRequest(
+            job_name=ingest_results_job.name,
+            run_key=_run_key(context.instance, results_key),
+            run_config={"ops": {"ingest_waiting_results": {"config": {"max_results": BATCH_SIZE}}}},
+            tags={RESULTS_TAG: results_key, "results_waiting": str(len(waiting))},
+        )
+    requests = []
+    for key, deliveries in partitions.items():
+        # A result retried by the janitor comes back with retryCount + 1: new results, new key.
+        results_key = "crawl:" + ",".join(f"{d.task_id}:{d.message.retry_count}" for d in deliveries)
+        requests.append(
+            dg.RunRequest(
+                job_name=crawl_chain_job.name,
+                partition_key=key,
+                run_key=_run_key(context.instance, results_key),
+                run_config={"ops": {"mercari_crawl": {"config": {"task_ids": [d.task_id for d in deliveries]}}}},
+                tags={RESULTS_TAG: results_key, "ip_id": key.keys_by_dimension["ip"]},
+            )
+        )
+    return requests
+
+
+@dg.sensor(
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="The adaptive cadence: due IPs in the schedule ZSET → crawl tasks, with backpressure.",
+)
+def crawl_cadence_sensor(
+    context: dg.SensorEvaluationContext,
+    database: DatabaseResource,
+    queue: QueueResource,
+    analyzer: AnalyzerResource,
+) -> dg.SkipReason:
+    engine = database.engine()
+    rebuilt = queue.schedule().rebuild(engine, analyzer.cadence())
+    report = dispatch(queue.client(), engine, analyzer.dispatch_config(DISPATCH_MAX_WAIT_SECONDS))
+    summary = {
+        "rebuilt": rebuilt,
+        "due": report.due,
+        "enqueued": len(report.enqueued),
+        "already_pending": len(report.already_pending),
+        "dropped": len(report.dropped),
+        "failed": len(report.failed),
+        "deferred": len(report.deferred),
+        "batches": report.batches,
+        "waited_seconds": round(report.waited_seconds, 1),
+    }
+    context.update_cursor(json.dumps(summary | {"at": int(time.time())}))
+    if report.enqueued:
+        context.log.info(f"dispatched IPs {report.enqueued}")
+    # The cadence requests no runs of its own: its work is the tasks it queued, reported here.
+    return dg.SkipReason(json.dumps(summary))

@@ -1,0 +1,59 @@
+"""Keeping the pipeline healthy: the queue janitor on its schedule and the run-failure sensor."""
+
+import logging
+from datetime import timedelta
+
+import dagster as dg
+
+from animehot_dagster.defs.crawl import crawl_chain_job, ingest_results_job
+from animehot_dagster.defs.resources import QueueResource
+from animehot_dagster.queue import janitor
+from animehot_dagster.queue.keys import FAILED_RUNS
+from animehot_dagster.settings import SettingsError, load_settings
+
+log = logging.getLogger(__name__)
+
+
+@dg.op(description="Return messages held past JANITOR_TIMEOUT to their queue, or dead-letter them.")
+def sweep_queues(context: dg.OpExecutionContext, queue: QueueResource) -> dg.Output:
+    report = janitor.sweep(queue.client(), queue.janitor_timeout_seconds)
+    context.log.info(f"janitor: {report.as_dict()}")
+    return dg.Output(None, metadata={"sweep": dg.MetadataValue.json(report.as_dict())})
+
+
+@dg.job(description="One janitor sweep of the task and result queues.")
+def queue_janitor_job() -> None:
+    sweep_queues()
+
+
+def every(interval: timedelta) -> str:
+    """A cron expression for "every ``interval``" (whole minutes dividing an hour, or whole hours
+    dividing a day): JANITOR_INTERVAL as cron can say it."""
+    minutes = interval // timedelta(minutes=1)
+    if interval % timedelta(minutes=1) == timedelta(0) and 0 < minutes < 60 and 60 % minutes == 0:
+        return f"*/{minutes} * * * *"
+    hours = interval // timedelta(hours=1)
+    if interval % timedelta(hours=1) == timedelta(0) and 0 < hours <= 24 and 24 % hours == 0:
+        return f"0 */{hours} * * *"
+    raise SettingsError(f"JANITOR_INTERVAL={interval}: a schedule needs minutes dividing an hour or hours dividing a day")
+
+
+queue_janitor_schedule = dg.ScheduleDefinition(
+    job=queue_janitor_job,
+    cron_schedule=every(load_settings().janitor_interval),
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+
+
+@dg.run_failure_sensor(
+    monitored_jobs=[crawl_chain_job, ingest_results_job],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Logs each failed crawl-chain or ingest run and counts it for the metrics.",
+)
+def crawl_run_failure_sensor(context: dg.RunFailureSensorContext, queue: QueueResource) -> None:
+    failures = queue.client().incr(FAILED_RUNS)
+    log.error(
+        "task processing failed",
+        extra={"run_id": context.dagster_run.run_id, "job": context.dagster_run.job_name,
+               "error": context.failure_event.message, "failed_runs": failures},
+    )

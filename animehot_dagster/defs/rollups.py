@@ -1,0 +1,135 @@
+"""Days, weeks and leaderboards: rollups of the hourly figures, on their schedules."""
+
+from datetime import date, timedelta
+
+import dagster as dg
+import sqlalchemy as sa
+
+from animehot_dagster.defs.partitions import day_partitions, week_partitions
+from animehot_dagster.api.cache import invalidate_after_rollup
+from animehot_dagster.defs.resources import DatabaseResource, QueueResource, now
+from animehot_dagster.domain.leaderboard import DAY_HOURS, WEEK_HOURS, LeaderboardType
+from animehot_dagster.domain.timebuckets import day_bounds
+from animehot_dagster.storage.leaderboard import leaderboard
+from animehot_dagster.storage.rollups import RollupReport, rollup_day, rollup_week
+from animehot_dagster.storage.schema import ip_metadata, ip_stats_daily, ip_stats_hourly, ip_stats_weekly
+
+LEADERBOARD_WINDOWS = (1, DAY_HOURS, WEEK_HOURS)
+
+
+def _rollup_metadata(report: RollupReport) -> dict:
+    table = "\n".join(
+        ["| ip | inflow | outflow | avg liquidity |", "|---|---|---|---|"]
+        + [f"| {r['ip_id']} | {r['total_inflow']} | {r['total_outflow']} | {r['avg_liquidity'] or '—'} |" for r in report.preview]
+    )
+    return {
+        "rows": report.rows,
+        "total_inflow": report.total_inflow,
+        "total_outflow": report.total_outflow,
+        "preview": dg.MetadataValue.md(table),
+    }
+
+
+@dg.asset(
+    partitions_def=day_partitions,
+    deps=["hourly_liquidity"],
+    group_name="rollups",
+    kinds={"mysql"},
+    description="Each IP's Japan-time day (ip_stats_daily), from its hourly rows and sold items.",
+)
+def daily_liquidity(
+    context: dg.AssetExecutionContext, database: DatabaseResource, queue: QueueResource
+) -> dg.MaterializeResult:
+    day = date.fromisoformat(context.partition_key)
+    with database.engine().begin() as connection:
+        report = rollup_day(connection, day, now())
+    invalidate_after_rollup(queue.client(), DAY_HOURS)
+    return dg.MaterializeResult(metadata=_rollup_metadata(report))
+
+
+@dg.asset(
+    partitions_def=week_partitions,
+    deps=["daily_liquidity"],
+    group_name="rollups",
+    kinds={"mysql"},
+    description="Each IP's Monday-based week (ip_stats_weekly).",
+)
+def weekly_liquidity(
+    context: dg.AssetExecutionContext, database: DatabaseResource, queue: QueueResource
+) -> dg.MaterializeResult:
+    week_start = date.fromisoformat(context.partition_key)
+    with database.engine().begin() as connection:
+        report = rollup_week(connection, week_start, now())
+    invalidate_after_rollup(queue.client(), WEEK_HOURS)
+    return dg.MaterializeResult(metadata=_rollup_metadata(report))
+
+
+def _totals_match(
+    database: DatabaseResource, table: sa.Table, bucket: str, start: date, hours: tuple
+) -> dg.AssetCheckResult:
+    """A rollup's totals equal the sums of the hourly rows in ``hours`` (UTC [from, to))."""
+    with database.engine().connect() as connection:
+        rolled = connection.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(table.c.total_inflow), 0), sa.func.coalesce(sa.func.sum(table.c.total_outflow), 0))
+            .where(table.c[bucket] == start)
+        ).one()
+        hourly = connection.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(ip_stats_hourly.c.inflow), 0), sa.func.coalesce(sa.func.sum(ip_stats_hourly.c.outflow), 0))
+            .where(ip_stats_hourly.c.hour_bucket >= hours[0], ip_stats_hourly.c.hour_bucket < hours[1])
+        ).one()
+    return dg.AssetCheckResult(
+        passed=tuple(rolled) == tuple(hourly),
+        metadata={"rollup": f"{rolled[0]} in / {rolled[1]} out", "hourly": f"{hourly[0]} in / {hourly[1]} out"},
+    )
+
+
+@dg.asset_check(asset=daily_liquidity, partitions_def=day_partitions, description="Daily totals equal the hourly sums.")
+def daily_totals_match_hours(context: dg.AssetCheckExecutionContext, database: DatabaseResource) -> dg.AssetCheckResult:
+    day = date.fromisoformat(context.partition_key)
+    return _totals_match(database, ip_stats_daily, "date_bucket", day, day_bounds(day))
+
+
+@dg.asset_check(asset=weekly_liquidity, partitions_def=week_partitions, description="Weekly totals equal the hourly sums.")
+def weekly_totals_match_hours(context: dg.AssetCheckExecutionContext, database: DatabaseResource) -> dg.AssetCheckResult:
+    week_start = date.fromisoformat(context.partition_key)
+    start, _ = day_bounds(week_start)
+    return _totals_match(database, ip_stats_weekly, "week_start", week_start, (start, start + timedelta(days=7)))
+
+
+@dg.asset(
+    deps=["daily_liquidity", "weekly_liquidity"],
+    group_name="rollups",
+    kinds={"mysql"},
+    description="The hot / inflow / outflow leaderboards of the last hour, yesterday and last week.",
+)
+def leaderboards(database: DatabaseResource) -> dg.MaterializeResult:
+    moment = now()
+    metadata = {}
+    with database.engine().connect() as connection:
+        names = dict(connection.execute(sa.select(ip_metadata.c.id, ip_metadata.c.name)).all())
+        for hours in LEADERBOARD_WINDOWS:
+            span, entries = leaderboard(connection, LeaderboardType.HOT, hours, 10, moment)
+            metadata[f"hot_{hours}h"] = dg.MetadataValue.md(
+                "\n".join(["| rank | ip | inflow | outflow | hot score |", "|---|---|---|---|---|"]
+                          + [f"| {e.rank} | {names.get(e.ip_id, e.ip_id)} | {e.inflow} | {e.outflow} | {e.hot_score:.3f} |" for e in entries])
+            )
+            metadata[f"entries_{hours}h"] = len(entries)
+    return dg.MaterializeResult(metadata=metadata)
+
+
+daily_rollup_job = dg.define_asset_job("daily_rollup_job", selection=["daily_liquidity"])
+weekly_rollup_job = dg.define_asset_job("weekly_rollup_job", selection=["weekly_liquidity"])
+leaderboards_job = dg.define_asset_job("leaderboards_job", selection=["leaderboards"])
+
+# Japan 00:10 for yesterday, Monday 00:30 for last week (the schedules target the partition
+# that has just ended), and the leaderboards a few minutes past every hour.
+daily_rollup_schedule = dg.build_schedule_from_partitioned_job(
+    daily_rollup_job, hour_of_day=0, minute_of_hour=10, default_status=dg.DefaultScheduleStatus.RUNNING
+)
+weekly_rollup_schedule = dg.build_schedule_from_partitioned_job(
+    weekly_rollup_job, day_of_week=1, hour_of_day=0, minute_of_hour=30, default_status=dg.DefaultScheduleStatus.RUNNING
+)
+leaderboards_schedule = dg.ScheduleDefinition(
+    job=leaderboards_job, cron_schedule="5 * * * *", execution_timezone="Asia/Tokyo",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
