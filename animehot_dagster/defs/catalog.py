@@ -7,6 +7,7 @@ from datetime import timedelta
 import dagster as dg
 import sqlalchemy as sa
 
+from animehot_dagster.defs.metadata import preview_table
 from animehot_dagster.defs.partitions import ip_partitions
 from animehot_dagster.defs.resources import AnalyzerResource, DatabaseResource, QueueResource, now
 from animehot_dagster.domain.timebuckets import rfc3339_jst
@@ -32,19 +33,13 @@ def ip_catalog(database: DatabaseResource) -> dg.MaterializeResult:
             ).order_by(ip_metadata.c.id)
         ).all()
     by_status = {status: sum(1 for r in rows if r.status == status) for status in ("active", "paused", "deleted")}
-    preview = "\n".join(
-        ["| id | name | category | weight | status | last crawled |", "|---|---|---|---|---|---|"]
-        + [
-            f"| {r.id} | {r.name} | {r.category} | {r.weight} | {r.status} | "
-            f"{rfc3339_jst(r.last_crawled_at) if r.last_crawled_at else '—'} |"
-            for r in rows[:100]
-        ]
-    )
     return dg.MaterializeResult(
         metadata={
             "ips": len(rows),
             **{f"{status}_ips": count for status, count in by_status.items()},
-            "preview": dg.MetadataValue.md(preview),
+            "preview": preview_table(
+                ("id", "name", "category", "weight", "status", "last_crawled_at"), [r._asdict() for r in rows[:100]]
+            ),
         }
     )
 

@@ -10,6 +10,7 @@ import uuid
 import dagster as dg
 from sqlalchemy.engine import Engine
 
+from animehot_dagster.defs.metadata import preview_table
 from animehot_dagster.defs.partitions import (
     crawl_partition_exists,
     crawl_partition_key,
@@ -44,14 +45,6 @@ class CrawlResultsConfig(dg.Config):
 def _crawl_metadata(engine: Engine, ip_id: int, hour, report: ProcessReport, seconds: float) -> dict:
     with engine.connect() as connection:
         crawls = crawls_in_hour(connection, ip_id, hour)
-    table = "\n".join(
-        ["| task | crawled at | node | pages | items | new | sold | baseline | error |", "|---|---|---|---|---|---|---|---|---|"]
-        + [
-            f"| {c.task_id[:8]} | {rfc3339_jst(c.crawled_at)} | {c.crawler_node or '—'} | {c.pages_crawled} | "
-            f"{c.items_count} | {c.inflow} | {c.outflow} | {'yes' if c.baseline else ''} | {c.error_message} |"
-            for c in crawls
-        ]
-    )
     return {
         "ingested_now": len(report.applied),
         "crawls_in_hour": len(crawls),
@@ -61,7 +54,11 @@ def _crawl_metadata(engine: Engine, ip_id: int, hour, report: ProcessReport, sec
         "sold": sum(c.outflow for c in crawls),
         "crawler_nodes": ", ".join(sorted({c.crawler_node for c in crawls if c.crawler_node})) or "—",
         "duration_seconds": round(seconds, 3),
-        "crawls": dg.MetadataValue.md(table),
+        "crawls": preview_table(
+            ("task_id", "crawled_at", "crawler_node", "pages_crawled", "items_count", "inflow", "outflow", "baseline",
+             "error_message"),
+            [c._asdict() for c in crawls],
+        ),
     }
 
 

@@ -3,6 +3,7 @@ or backfilling any range gives the same rows and never double counts."""
 
 import dagster as dg
 
+from animehot_dagster.defs.metadata import preview_table
 from animehot_dagster.defs.partitions import crawl_partitions, parse_crawl_partition
 from animehot_dagster.defs.resources import AnalyzerResource, DatabaseResource, now
 from animehot_dagster.domain.alerts import evaluate
@@ -66,9 +67,9 @@ def liquidity_alerts(
         metadata={
             "alerts": len(alerts),
             "types": ", ".join(a.alert_type.value for a in alerts) or "—",
-            "preview": dg.MetadataValue.md(
-                "\n".join(["| type | severity | message |", "|---|---|---|"]
-                          + [f"| {a.alert_type.value} | {a.severity.value} | {a.message} |" for a in alerts])
+            "preview": preview_table(
+                ("alert_type", "severity", "message"),
+                [{"alert_type": a.alert_type.value, "severity": a.severity.value, "message": a.message} for a in alerts],
             ),
         }
     )

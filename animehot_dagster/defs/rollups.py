@@ -1,10 +1,12 @@
 """Days, weeks and leaderboards: rollups of the hourly figures, on their schedules."""
 
+import dataclasses
 from datetime import date, timedelta
 
 import dagster as dg
 import sqlalchemy as sa
 
+from animehot_dagster.defs.metadata import preview_table
 from animehot_dagster.defs.partitions import day_partitions, week_partitions
 from animehot_dagster.api.cache import invalidate_after_rollup
 from animehot_dagster.defs.resources import DatabaseResource, QueueResource, now
@@ -18,15 +20,11 @@ LEADERBOARD_WINDOWS = (1, DAY_HOURS, WEEK_HOURS)
 
 
 def _rollup_metadata(report: RollupReport) -> dict:
-    table = "\n".join(
-        ["| ip | inflow | outflow | avg liquidity |", "|---|---|---|---|"]
-        + [f"| {r['ip_id']} | {r['total_inflow']} | {r['total_outflow']} | {r['avg_liquidity'] or '—'} |" for r in report.preview]
-    )
     return {
         "rows": report.rows,
         "total_inflow": report.total_inflow,
         "total_outflow": report.total_outflow,
-        "preview": dg.MetadataValue.md(table),
+        "preview": preview_table(("ip_id", "total_inflow", "total_outflow", "avg_liquidity"), report.preview),
     }
 
 
@@ -109,9 +107,10 @@ def leaderboards(database: DatabaseResource) -> dg.MaterializeResult:
         names = dict(connection.execute(sa.select(ip_metadata.c.id, ip_metadata.c.name)).all())
         for hours in LEADERBOARD_WINDOWS:
             span, entries = leaderboard(connection, LeaderboardType.HOT, hours, 10, moment)
-            metadata[f"hot_{hours}h"] = dg.MetadataValue.md(
-                "\n".join(["| rank | ip | inflow | outflow | hot score |", "|---|---|---|---|---|"]
-                          + [f"| {e.rank} | {names.get(e.ip_id, e.ip_id)} | {e.inflow} | {e.outflow} | {e.hot_score:.3f} |" for e in entries])
+            metadata[f"hot_{hours}h"] = preview_table(
+                ("rank", "ip", "inflow", "outflow", "hot_score"),
+                [{**dataclasses.asdict(e), "ip": names.get(e.ip_id, str(e.ip_id)), "hot_score": round(e.hot_score, 3)}
+                 for e in entries],
             )
             metadata[f"entries_{hours}h"] = len(entries)
     return dg.MaterializeResult(metadata=metadata)

@@ -94,7 +94,8 @@ def test_crawl_chain_run_ingests_its_results_and_materializes_the_partition(
     crawl = metadata[("mercari_crawl", key)]
     assert (crawl["ingested_now"], crawl["crawls_in_hour"], crawl["items"], crawl["pages"]) == (1, 1, 100, 10)
     assert (crawl["new_listings"], crawl["sold"], crawl["crawler_nodes"]) == (0, 0, "node-1")
-    assert "m-0"[:8] in crawl["crawls"] and "| yes |" in crawl["crawls"]  # the crawls table shows a baseline
+    [logged] = [record.data for record in crawl["crawls"].records]  # the crawls table shows a baseline
+    assert (logged["task_id"], logged["baseline"], logged["items_count"], logged["crawler_node"]) == ("m-0", True, 100, "node-1")
     hourly = metadata[("hourly_liquidity", key)]
     assert (hourly["inflow"], hourly["outflow"], hourly["liquidity_index"], hourly["active_count"]) == (0, 0, None, 100)
     assert metadata[("liquidity_alerts", key)]["alerts"] == 0
@@ -207,7 +208,7 @@ def test_ip_catalog_asset_and_its_freshness_check(definitions, instance, mysql_e
     assert result.success
     metadata = materializations(result)[("ip_catalog", None)]
     assert (metadata["ips"], metadata["active_ips"], metadata["paused_ips"], metadata["deleted_ips"]) == (4, 3, 1, 0)
-    assert "ちいかわ" in metadata["preview"]
+    assert "ちいかわ" in [record.data["name"] for record in metadata["preview"].records]
     [evaluation] = result.get_asset_check_evaluations()
     assert (evaluation.check_name, evaluation.passed, evaluation.severity) == ("every_active_ip_fresh", False, dg.AssetCheckSeverity.WARN)
     # 2 h interval + 30 min slack: crawled 3 h ago and never crawled are stale, 30 min ago is not.
