@@ -187,6 +187,8 @@ def ingest_results_job() -> None:
 
 
 RESULTS_TAG = "animehot/results"
+# dagster.yaml limits runs with this tag to one at a time.
+BATCH_TAG = "animehot/ingest"
 _FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 
 
@@ -233,7 +235,7 @@ def crawl_results_sensor(
             job_name=ingest_results_job.name,
             run_key=_run_key(context.instance, results_key),
             run_config={"ops": {"ingest_waiting_results": {"config": {"max_results": BATCH_SIZE}}}},
-            tags={RESULTS_TAG: results_key, "results_waiting": str(len(waiting))},
+            tags={RESULTS_TAG: results_key, BATCH_TAG: "batch", "results_waiting": str(len(waiting))},
         )
     requests = []
     for key, deliveries in partitions.items():
