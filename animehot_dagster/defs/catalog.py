@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from animehot_dagster.defs.metadata import preview_table
 from animehot_dagster.defs.partitions import ip_partitions
-from animehot_dagster.defs.resources import AnalyzerResource, DatabaseResource, QueueResource, now
+from animehot_dagster.defs.resources import AnalyzerResource, ClockResource, DatabaseResource, QueueResource
 from animehot_dagster.domain.timebuckets import rfc3339_jst
 from animehot_dagster.storage.ip_queries import active_ips
 from animehot_dagster.storage.schema import ip_metadata
@@ -45,8 +45,10 @@ def ip_catalog(database: DatabaseResource) -> dg.MaterializeResult:
 
 
 @dg.asset_check(asset=ip_catalog, description="Every active IP was crawled within its interval (+30 min).")
-def every_active_ip_fresh(database: DatabaseResource, analyzer: AnalyzerResource) -> dg.AssetCheckResult:
-    policy, moment = analyzer.cadence(), now()
+def every_active_ip_fresh(
+    database: DatabaseResource, analyzer: AnalyzerResource, clock: ClockResource
+) -> dg.AssetCheckResult:
+    policy, moment = analyzer.cadence(), clock.now()
     stale = []
     for ip in active_ips(database.engine()):
         limit = policy.current_interval(ip.weight, ip.crawl_interval_minutes)
@@ -66,13 +68,17 @@ def every_active_ip_fresh(database: DatabaseResource, analyzer: AnalyzerResource
     description="Keeps the `ip` partitions equal to the active IPs and schedules new IPs at once.",
 )
 def ip_catalog_sensor(
-    context: dg.SensorEvaluationContext, database: DatabaseResource, queue: QueueResource, analyzer: AnalyzerResource
+    context: dg.SensorEvaluationContext,
+    database: DatabaseResource,
+    queue: QueueResource,
+    analyzer: AnalyzerResource,
+    clock: ClockResource,
 ) -> dg.SensorResult | dg.SkipReason:
     active = {str(ip.id): ip for ip in active_ips(database.engine())}
     known = set(context.instance.get_dynamic_partitions(ip_partitions.name))
     added = sorted(set(active) - known, key=int)
     removed = sorted(known - set(active), key=int)
-    seeded = queue.schedule().seed([active[key] for key in added], analyzer.cadence())
+    seeded = queue.schedule(clock.time).seed([active[key] for key in added], analyzer.cadence())
     context.update_cursor(json.dumps({"active": len(active)}))
     if not added and not removed:
         return dg.SkipReason(f"{len(active)} active IPs, partitions up to date")

@@ -17,7 +17,7 @@ from animehot_dagster.defs.partitions import (
     crawl_partitions,
     parse_crawl_partition,
 )
-from animehot_dagster.defs.resources import AnalyzerResource, DatabaseResource, QueueResource, now
+from animehot_dagster.defs.resources import AnalyzerResource, ClockResource, DatabaseResource, QueueResource, now
 from animehot_dagster.domain.messages import CrawlRequest
 from animehot_dagster.domain.timebuckets import from_unix, hour_bucket, rfc3339_jst
 from animehot_dagster.queue.dispatcher import dispatch
@@ -263,10 +263,11 @@ def crawl_cadence_sensor(
     database: DatabaseResource,
     queue: QueueResource,
     analyzer: AnalyzerResource,
+    clock: ClockResource,
 ) -> dg.SkipReason:
     engine = database.engine()
-    rebuilt = queue.schedule().rebuild(engine, analyzer.cadence())
-    report = dispatch(queue.client(), engine, analyzer.dispatch_config(DISPATCH_MAX_WAIT_SECONDS))
+    rebuilt = queue.schedule(clock.time).rebuild(engine, analyzer.cadence())
+    report = dispatch(queue.client(), engine, analyzer.dispatch_config(DISPATCH_MAX_WAIT_SECONDS), clock=clock.time)
     summary = {
         "rebuilt": rebuilt,
         "due": report.due,
@@ -278,7 +279,7 @@ def crawl_cadence_sensor(
         "batches": report.batches,
         "waited_seconds": round(report.waited_seconds, 1),
     }
-    context.update_cursor(json.dumps(summary | {"at": int(time.time())}))
+    context.update_cursor(json.dumps(summary | {"at": int(clock.time())}))
     if report.enqueued:
         context.log.info(f"dispatched IPs {report.enqueued}")
     # The cadence requests no runs of its own: its work is the tasks it queued, reported here.

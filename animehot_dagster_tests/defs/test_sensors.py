@@ -14,7 +14,7 @@ from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
 from animehot_dagster.defs import crawl as crawl_defs
 from animehot_dagster.defs.partitions import HOUR_DIMENSION, IP_DIMENSION
-from animehot_dagster.defs.resources import AnalyzerResource
+from animehot_dagster.defs.resources import AnalyzerResource, ClockResource
 from animehot_dagster.domain.messages import encode_response
 from animehot_dagster.queue import janitor, keys
 from animehot_dagster.queue.reliable import ResultQueue, TaskQueue
@@ -396,3 +396,35 @@ def test_results_sensor_tick_survives_a_result_without_a_partition(
     # Every result is routed to some run: the other IP's to its partition.
     assert any(r.run_config.get("ops", {}).get("mercari_crawl", {}).get("config", {}).get("task_ids") == ["t-other"]
                or r.job_name == "ingest_results_job" for r in data.run_requests)
+
+
+# -- a fake clock --------------------------------------------------------------------------------
+
+
+def test_the_cadence_sensor_goes_by_its_clock(definitions, instance, resources, mysql_engine, queue_redis):
+    """Shift the sensors' clock to chosen moments: an IP is dispatched exactly when its time has
+    come on that clock, and the cursor records the clock's time."""
+    [ip] = make_ips(mysql_engine, NAMES[0])
+    due_at = int(time.time()) + 7_200
+    queue_redis.zadd(keys.SCHEDULE, {str(ip): due_at})
+
+    resources["clock"] = ClockResource(shift_seconds=due_at - 1 - time.time())  # a second early
+    early = tick(definitions, "crawl_cadence_sensor", instance, resources)
+    assert json.loads(early.cursor)["due"] == 0 and not _queued_requests(queue_redis)
+
+    resources["clock"] = ClockResource(shift_seconds=due_at + 1 - time.time())  # a second late
+    late = tick(definitions, "crawl_cadence_sensor", instance, resources)
+    assert json.loads(late.cursor)["enqueued"] == 1
+    assert [r.ip_id for r in _queued_requests(queue_redis)] == [ip]
+    assert abs(json.loads(late.cursor)["at"] - (due_at + 1)) <= 5
+    # The lease moved it a max interval ahead of the clock's now, not of the wall's.
+    assert ScheduleStore(queue_redis).entries()[0][1] >= due_at + 7_200
+
+
+def test_the_catalog_sensor_seeds_new_ips_at_its_clocks_now(definitions, instance, resources, mysql_engine, queue_redis):
+    [ip] = make_ips(mysql_engine, NAMES[0])  # never crawled: due at the clock's now
+    shifted = 3 * 86_400
+    resources["clock"] = ClockResource(shift_seconds=shifted)
+    tick(definitions, "ip_catalog_sensor", instance, resources)
+    [(member, at)] = ScheduleStore(queue_redis).entries()
+    assert member == ip and abs(at - (time.time() + shifted)) <= 5
