@@ -415,9 +415,10 @@ def create_app(
         except sa.exc.IntegrityError:
             raise ApiError(409, f"another IP is named {changes.get('name')!r}") from None
         reschedule(ip_id, row.status)
+        # The ip partitions are the active IPs (as ip_catalog_sensor keeps them).
         if status == "active":
             partitions.add([ip_id])
-        elif status == "deleted":
+        elif status is not None:
             partitions.remove(ip_id)
         drop_ip_cache(ip_id)
         return json_response(q.ip_json(row))
