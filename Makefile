@@ -1,12 +1,18 @@
-# Anime Hot on Dagster. `make test` on a fresh machine: venv, install, services, suite.
+# Anime Hot on Dagster. `make demo` runs the whole system here; `make test` runs the suite.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+COMPOSE ?= docker compose
 
-.PHONY: install test demo bench-ingest bench-queue clean
+.PHONY: install test demo clean \
+	docker-build docker-up docker-down docker-logs docker-ps \
+	dev-deps dev-analyzer dev-crawler grayscale-start grayscale-verify grayscale-stop \
+	health-check check-redis check-mysql backup restore \
+	bench bench-ingest bench-queue bench-crawl bench-api bench-accuracy
 
 $(STAMP): setup.py
+	@echo "installing the project into $(VENV) (a few minutes the first time)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
@@ -18,9 +24,70 @@ test: $(STAMP)
 	scripts/ensure_services.sh
 	$(BIN)/pytest -q animehot_dagster_tests
 
-demo:
-	@echo "make demo arrives with the deployment issue (#7): the simulator, crawler and Dagster it runs are not built yet." >&2
-	@exit 1
+# The whole system on embedded defaults (SQLite, a private redis-server) unless DATABASE_URL /
+# MYSQL_HOST, REDIS_URL or DAGSTER_MYSQL_URL name servers. Ends after DEMO_DURATION or Ctrl-C.
+demo: $(STAMP)
+	$(BIN)/animehot demo
+
+# -- containers (manual §2.1) -------------------------------------------------------------------
+docker-build:
+	$(COMPOSE) build
+
+docker-up:
+	$(COMPOSE) up -d
+
+docker-down:
+	$(COMPOSE) down
+
+docker-logs:
+	$(COMPOSE) logs -f
+
+docker-ps:
+	$(COMPOSE) ps
+
+# -- local development without containers --------------------------------------------------------
+# MySQL and Redis: the compose services when Docker is here, else the local servers.
+dev-deps:
+	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
+		$(COMPOSE) up -d mysql redis; else scripts/ensure_services.sh; fi
+
+# The analyzer of the original is Dagster (code server, daemon, webserver) plus the API here.
+dev-analyzer: $(STAMP)
+	$(BIN)/animehot up --components analyzer
+
+dev-crawler: $(STAMP)
+	$(BIN)/animehot crawler
+
+# -- grayscale (manual §8.1): the two grayscale IPs on the local system, then check the flow ------
+grayscale-start: $(STAMP)
+	scripts/grayscale.sh start
+
+grayscale-verify: $(STAMP)
+	scripts/grayscale.sh verify
+
+grayscale-stop:
+	scripts/grayscale.sh stop
+
+# -- operations scripts (manual §5.3, §8, §9) ---------------------------------------------------
+health-check:
+	scripts/health_check.sh
+
+check-redis:
+	scripts/check_redis.sh
+
+check-mysql:
+	scripts/check_mysql.sh
+
+backup:
+	scripts/backup.sh
+
+restore:
+	scripts/restore.sh $(BACKUP)
+
+# -- benchmarks --------------------------------------------------------------------------------
+bench: $(STAMP)
+	scripts/ensure_services.sh
+	$(BIN)/python bench/suite.py
 
 bench-ingest: $(STAMP)
 	scripts/ensure_services.sh
@@ -29,6 +96,18 @@ bench-ingest: $(STAMP)
 bench-queue: $(STAMP)
 	scripts/ensure_services.sh
 	$(BIN)/python bench/queue.py
+
+bench-crawl: $(STAMP)
+	scripts/ensure_services.sh
+	$(BIN)/python bench/crawl.py
+
+bench-api: $(STAMP)
+	scripts/ensure_services.sh
+	$(BIN)/python bench/api.py
+
+bench-accuracy: $(STAMP)
+	scripts/ensure_services.sh
+	$(BIN)/python bench/accuracy.py
 
 clean:
 	rm -rf $(VENV) var *.egg-info

@@ -20,6 +20,7 @@ from animehot_dagster.observability.logging import configure_logging
 from animehot_dagster.queue.commands import COMMANDS as QUEUE_COMMANDS
 from animehot_dagster.settings import Settings, SettingsError, load_settings
 from animehot_dagster.simulator.commands import simulator_command
+from animehot_dagster.stack.commands import COMMANDS as STACK_COMMANDS
 from animehot_dagster.storage import open_engine
 from animehot_dagster.storage.db import create_engine
 from animehot_dagster.storage.ingest import IngestConfig, UnknownIpError, apply
@@ -139,7 +140,7 @@ def replay_command(ctx: click.Context, results: str, database_url: str | None, i
             }))
 
 
-for command in (simulator_command, crawler_command, crawl_command, *QUEUE_COMMANDS, *API_COMMANDS):
+for command in (simulator_command, crawler_command, crawl_command, *QUEUE_COMMANDS, *API_COMMANDS, *STACK_COMMANDS):
     cli.add_command(command)
 
 

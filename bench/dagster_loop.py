@@ -55,10 +55,7 @@ import os
 import platform
 import random
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import tempfile
 import time
 import uuid
@@ -76,6 +73,7 @@ from animehot_dagster.defs.partitions import IP_DIMENSION, crawl_partition_key
 from animehot_dagster.domain.messages import CrawlResponse, Item, ItemStatus, encode_response
 from animehot_dagster.domain.timebuckets import from_unix, hour_bucket
 from animehot_dagster.queue import keys
+from animehot_dagster.stack.processes import Stack, free_port
 from animehot_dagster.storage.db import create_engine
 from animehot_dagster.storage.ip_catalog import import_ips
 from animehot_dagster.storage.migrate import migrate
@@ -87,7 +85,6 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/8"
 SENSORS = ("crawl_results_sensor", "crawl_cadence_sensor", "ip_catalog_sensor")
 POLL_SECONDS = 1.0
 HISTORY = "bench_history"
-STOP_TIMEOUT = 20
 
 ASSET_PAGE_QUERY = """
 query AssetPage($assetKey: AssetKeyInput!) {
@@ -142,65 +139,6 @@ def summary(values: list[float]) -> dict:
 
 def _round(value: float | None, places: int = 2) -> float | None:
     return None if value is None else round(value, places)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-# -- processes -------------------------------------------------------------------------------
-
-
-class Stack:
-    """The processes this script starts, each in its own session, stopped in reverse order."""
-
-    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
-        self.workdir, self.env = workdir, env
-        self.processes: list[tuple[str, subprocess.Popen, Path]] = []
-
-    def start(self, name: str, *args: str) -> Path:
-        path = self.workdir / f"{name}.log"
-        with path.open("ab") as out:
-            process = subprocess.Popen(list(args), cwd=REPO, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, start_new_session=True)
-        self.processes.append((name, process, path))
-        return path
-
-    def run(self, *args: str, timeout: float = 180) -> str:
-        result = subprocess.run(list(args), check=False, cwd=REPO, env=self.env, capture_output=True, text=True,
-                                timeout=timeout, stdin=subprocess.DEVNULL)
-        if result.returncode:
-            raise RuntimeError(f"{' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-        return result.stdout
-
-    def check_alive(self) -> None:
-        for name, process, path in self.processes:
-            if process.poll() is not None:
-                tail = "\n".join(path.read_text(errors="replace").splitlines()[-30:])
-                raise RuntimeError(f"{name} exited with {process.returncode}:\n{tail}")
-
-    def stop(self) -> None:
-        for _, process, _ in reversed(self.processes):
-            if process.poll() is None:
-                for sig, wait in ((signal.SIGTERM, STOP_TIMEOUT), (signal.SIGKILL, 5)):
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(process.pid, sig)
-                    try:
-                        process.wait(wait)
-                        break
-                    except subprocess.TimeoutExpired:
-                        continue
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-        # Run processes started by the code server carry this run's DAGSTER_HOME.
-        wanted = f"DAGSTER_HOME={self.env['DAGSTER_HOME']}".encode()
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit() and int(entry.name) != os.getpid():
-                with contextlib.suppress(OSError):
-                    if wanted in (entry / "environ").read_bytes().split(b"\0"):
-                        os.kill(int(entry.name), signal.SIGKILL)
 
 
 def wait_for(predicate, timeout: float, what: str, stack: Stack, every: float = 1.0):
@@ -459,15 +397,15 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
             "APP_ENV": "local",
         }
         os.environ.update({k: env[k] for k in ("DAGSTER_HOME", "DAGSTER_MYSQL_URL")})
-        stack = Stack(workdir, env)
+        stack = Stack(workdir, env, cwd=REPO)
         cleanup.callback(stack.stop)
         workspace = str(REPO / "deploy" / "workspace.grpc.yaml")
 
         log("dagster instance migrate")
         stack.run(str(BIN / "dagster"), "instance", "migrate")
-        code_log = stack.start("code_server", str(BIN / "dagster"), "api", "grpc", "-m", "animehot_dagster.definitions",
+        code_server = stack.start("code_server", str(BIN / "dagster"), "api", "grpc", "-m", "animehot_dagster.definitions",
                                "-a", "defs", "--host", "localhost", "--port", str(grpc_port), "--location-name", "animehot")
-        wait_for(lambda: "Started Dagster code server" in code_log.read_text(errors="replace"), 120, "code server", stack)
+        stack.wait_for_log(code_server, "Started Dagster code server", 120)
         stack.start("daemon", str(BIN / "dagster-daemon"), "run", "-w", workspace)
         stack.start("webserver", str(BIN / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(web_port))
         graphql_url = f"http://127.0.0.1:{web_port}/graphql"

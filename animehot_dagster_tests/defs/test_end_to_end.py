@@ -28,14 +28,11 @@ Every process is stopped (SIGTERM, then SIGKILL) and both databases dropped, pas
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import re
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -62,6 +59,7 @@ from animehot_dagster.domain.scores import liquidity_index
 from animehot_dagster.domain.timebuckets import rfc3339_jst, to_unix
 from animehot_dagster.queue import keys
 from animehot_dagster.settings import load_settings
+from animehot_dagster.stack.processes import Stack, free_port
 from animehot_dagster.storage.db import create_engine
 from animehot_dagster.storage.schema import crawl_log, ip_alerts, ip_metadata, ip_stats_hourly
 from animehot_dagster_tests.conftest import MYSQL_SERVER_URL, REDIS_URL, fresh_mysql_database
@@ -102,106 +100,11 @@ MARKET_SEED = "1"
 STARTUP_TIMEOUT = 90
 CRAWL_TIMEOUT = 420
 DRAIN_TIMEOUT = 90
-STOP_TIMEOUT = 20
 POLL_SECONDS = 3
 
 
 class SensorTickFailed(AssertionError):
     """A sensor tick of the real daemon failed: the Dagster layer, not the test, is broken."""
-
-
-# -- processes -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@dataclasses.dataclass
-class Service:
-    name: str
-    process: subprocess.Popen
-    log: Path
-
-    def tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-
-class Stack:
-    """The processes of one test, each in its own session, stopped in reverse order."""
-
-    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
-        self.workdir = workdir
-        self.env = env
-        self.services: list[Service] = []
-
-    def start(self, name: str, *args: str) -> Service:
-        log = self.workdir / f"{name}.log"
-        with log.open("ab") as out:
-            process = subprocess.Popen(
-                list(args), cwd=REPO, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )
-        service = Service(name, process, log)
-        self.services.append(service)
-        return service
-
-    def run(self, *args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            list(args), check=False, cwd=REPO, env=env or self.env, capture_output=True, text=True, timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
-        assert result.returncode == 0, f"{' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
-        return result
-
-    def check_alive(self) -> None:
-        for service in self.services:
-            code = service.process.poll()
-            assert code is None, f"{service.name} exited with {code}:\n{service.tail()}"
-
-    def stop(self) -> None:
-        for service in reversed(self.services):
-            _terminate(service.process)
-        # Runs are started by the code server in their own processes; any left behind (a run
-        # still going when its server stopped) carries this test's DAGSTER_HOME: stop those too.
-        for pid in _pids_with_env("DAGSTER_HOME", self.env["DAGSTER_HOME"]):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-
-
-def _terminate(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    for sig, wait in ((signal.SIGTERM, STOP_TIMEOUT), (signal.SIGKILL, 5)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
-        try:
-            process.wait(wait)
-            break
-        except subprocess.TimeoutExpired:
-            continue
-    # The group may outlive its leader (a run process, Chromium): finish it off.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-
-
-def _pids_with_env(name: str, value: str) -> list[int]:
-    wanted = f"{name}={value}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if wanted in (entry / "environ").read_bytes().split(b"\0"):
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
 
 
 # -- recording the results off the wire --------------------------------------------------------
@@ -396,7 +299,7 @@ def test_three_ips_run_for_several_cycles_through_the_real_daemon(tmp_path: Path
         settings = load_settings(env)
         policy, thresholds = settings.cadence, settings.alert_thresholds
 
-        stack = Stack(tmp_path, env)
+        stack = Stack(tmp_path, env, cwd=REPO)
         cleanup.callback(lambda: print(f"\nlogs in {tmp_path}"))
         cleanup.callback(stack.stop)
         tap = RedisTap(REDIS_URL)
@@ -408,11 +311,7 @@ def test_three_ips_run_for_several_cycles_through_the_real_daemon(tmp_path: Path
         code_server = stack.start("code_server", str(BIN / "dagster"), "api", "grpc", "-m", "animehot_dagster.definitions",
                                   "-a", "defs", "--host", "localhost", "--port", str(grpc_port), "--location-name", "animehot")
         stack.start("crawler", str(BIN / "animehot"), "crawler", "--shutdown-grace", "10s")
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while "Started Dagster code server" not in code_server.log.read_text(errors="replace"):
-            stack.check_alive()
-            assert time.monotonic() < deadline, f"the code server did not start:\n{code_server.tail()}"
-            time.sleep(1)
+        stack.wait_for_log(code_server, "Started Dagster code server", STARTUP_TIMEOUT)
         timings["code server up"] = time.monotonic() - started
         stack.start("daemon", str(BIN / "dagster-daemon"), "run", "-w", str(REPO / "deploy" / "workspace.grpc.yaml"))
         instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))

@@ -140,3 +140,24 @@ def test_simulator_profile_points_the_crawler_at_the_simulator():
     assert simulated["crawler"]["environment"]["MERCARI_WEB_URL"] == "http://simulator:8090"
     assert simulated["crawler"]["environment"]["MERCARI_API_URL"] == "http://simulator:8090"
     assert simulated["crawler"]["depends_on"]["simulator"]["condition"] == "service_healthy"
+
+
+def test_prod_runs_see_the_analyzer_settings_the_services_see():
+    """A run computes cadence and alerts: its container must get the same tunables."""
+    import dataclasses
+
+    from animehot_dagster.settings import Settings
+
+    names = {f.metadata["env"] for f in dataclasses.fields(Settings)}
+    tunables = {n for n in names if n.startswith(("ANALYZER_", "SCHEDULER_PAGES_")) or n.endswith("_INTERVAL")
+                and n.startswith("SCHEDULER_")} | {"PARTITION_RETENTION_DAYS"}
+    launcher = yaml.safe_load((REPO / "deploy/dagster/dagster.prod.yaml").read_text())["run_launcher"]["config"]
+    assert tunables <= set(launcher["env_vars"]), tunables - set(launcher["env_vars"])
+    services = compose_model("docker-compose.prod.yml", **PROD)["services"]
+    for service in ("dagster-daemon", "dagster-code", "api"):
+        assert tunables <= set(services[service]["environment"]), service
+
+
+@pytest.mark.parametrize(("file", "kwargs"), [("docker-compose.yml", {}), ("docker-compose.prod.yml", PROD)])
+def test_the_api_gets_its_30_seconds_to_drain(file, kwargs):
+    assert compose_model(file, **kwargs)["services"]["api"]["stop_grace_period"] == "30s"

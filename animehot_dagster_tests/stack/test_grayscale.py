@@ -1,0 +1,46 @@
+"""Manual §8.1 as an operator runs it: ``make grayscale-start``, wait, ``make grayscale-verify``;
+then Redis stops and the verification fails naming it; ``make grayscale-stop`` ends everything."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from animehot_dagster.stack.processes import pids_with_env
+from animehot_dagster.stack.system import REPO, read_env_file
+from animehot_dagster_tests.stack.test_demo import _fresh_machine_env
+
+
+def _make(target: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+    # `-o` keeps make from reinstalling the virtualenv the suite itself runs from.
+    return subprocess.run(["make", "-C", str(REPO), "-o", ".venv/.installed", target], env=env, capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def test_grayscale_start_verify_redis_stopped_stop(tmp_path: Path):
+    env = _fresh_machine_env(GRAYSCALE_DIR=str(tmp_path / "grayscale"), GRAYSCALE_WAIT="300")
+    started = _make("grayscale-start", env, timeout=300)
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        state = read_env_file(tmp_path / "grayscale" / "run" / "system.env")
+
+        passed = _make("grayscale-verify", env, timeout=420)
+        assert passed.returncode == 0, passed.stdout + passed.stderr
+        assert "OK: data flowed end to end" in passed.stdout
+        for check in ("API", "Redis", "crawls", "hourly figures", "API serves the figures", "metrics", "Dagster runs"):
+            assert f"PASS  {check}:" in passed.stdout
+
+        os.kill(int(state["REDIS_PID"]), signal.SIGKILL)
+        failed = _make("grayscale-verify", {**env, "GRAYSCALE_WAIT": "0"}, timeout=120)
+        assert failed.returncode != 0
+        assert "FAIL  Redis: Redis unreachable at redis://127.0.0.1:" in failed.stdout
+        assert "grayscale verification failed: Redis" in failed.stderr
+        # The rest of the system keeps running, as under Compose: Redis is named, the rest passes.
+        assert "PASS  API:" in failed.stdout and "PASS  MySQL/database:" in failed.stdout
+    finally:
+        stopped = _make("grayscale-stop", env, timeout=180)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert "grayscale stopped" in stopped.stdout
+    assert pids_with_env("DAGSTER_HOME", state["DAGSTER_HOME"]) == []

@@ -1,0 +1,44 @@
+"""The demo summary's arithmetic: truth over a span of market time, errors, the table."""
+
+from __future__ import annotations
+
+import pytest
+
+from animehot_dagster.stack.summary import HOUR, MarketClock, format_summary, prorated_truth, relative_error
+
+T0 = 1_764_000_000 // HOUR * HOUR
+
+
+def _hour(offset: int, created: int, sold: int) -> dict:
+    return {"hour_unix": T0 + offset * HOUR, "created": created, "sold": sold}
+
+
+def test_whole_hours_count_whole_and_boundary_hours_by_their_share():
+    hours = [_hour(0, 60, 6), _hour(1, 120, 12), _hour(2, 30, 3)]
+    assert prorated_truth(hours, T0, T0 + 3 * HOUR) == (210, 21)
+    # From half past the first hour to a quarter into the third.
+    created, sold = prorated_truth(hours, T0 + HOUR / 2, T0 + 2 * HOUR + HOUR / 4)
+    assert (created, sold) == pytest.approx((30 + 120 + 7.5, 3 + 12 + 0.75))
+
+
+def test_relative_error_is_signed_and_undefined_without_truth():
+    assert relative_error(90, 100) == pytest.approx(-0.1)
+    assert relative_error(5, 0) is None
+
+
+def test_the_market_clock_runs_scale_times_as_fast():
+    clock = MarketClock(wall=1000.0, market=50_000.0, scale=60.0)
+    assert clock.market_time(1010.0) == 50_600.0
+
+
+def test_the_table_aligns_japanese_names_and_shows_missing_truth_as_na():
+    ip = {"ip_id": 1, "name": "葬送のフリーレン葬送のフリーレン", "crawls": 1, "inflow": 0, "outflow": 0,
+          "liquidity_index": None,
+          "vs_truth": {"measured_inflow": 0, "measured_outflow": 0, "truth_created": None, "truth_sold": None,
+                       "inflow_error": None, "outflow_error": None}}
+    summary = {"crawls": 1, "wall_seconds": 60, "ips": [ip], "leaderboard": None, "urls": {"API": "http://x"},
+               "vs_truth": {"measured_inflow": 0, "truth_created": 0, "measured_outflow": 0, "truth_sold": 0,
+                            "inflow_error": None, "outflow_error": None}}
+    row = next(line for line in format_summary(summary).splitlines() if line.startswith("葬送"))
+    assert row.startswith("葬送のフリーレン葬送のフ      1")  # cut to 24 terminal columns
+    assert "n/a" in row
