@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -89,6 +90,8 @@ class Observer:
 
 
 def run_demo(duration: float, ips_file: Path, workdir: Path, base_env: dict[str, str], echo=print) -> int:
+    # mysql-connector (Dagster's MySQL storage) logs its plugin loading at INFO.
+    logging.getLogger("mysql.connector").setLevel(logging.WARNING)
     system = LocalSystem(SystemConfig(workdir=workdir, ips_file=ips_file), base_env, log=echo)
     stop = StopRequest()
     started_at = datetime.now(UTC).replace(microsecond=0)
