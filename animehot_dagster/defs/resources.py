@@ -6,6 +6,7 @@ few seconds in one long-lived code server, and a new pool per tick would leak co
 
 import dataclasses
 import functools
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -24,9 +25,17 @@ from animehot_dagster.storage import open_engine
 from animehot_dagster.storage.ingest import IngestConfig
 
 
-@functools.cache
+_ENGINES: dict[str, Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
 def _engine(url: str) -> Engine:
-    return open_engine(load_settings(), url)
+    # Sensors are evaluated on several threads of the code server: one engine (and one
+    # AUTO_MIGRATE check) per URL, however many ask for it at once.
+    with _ENGINES_LOCK:
+        if url not in _ENGINES:
+            _ENGINES[url] = open_engine(load_settings(), url)
+        return _ENGINES[url]
 
 
 @functools.cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -11,6 +12,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# Alembic runs a migration through module-level proxies (alembic.context, alembic.op) that it
+# installs and removes around each run: two threads migrating at once (sensors evaluated on
+# threads of one code server, each opening its engine) remove each other's proxies (KeyError).
+_ONE_AT_A_TIME = threading.Lock()
 
 
 def alembic_config() -> Config:
@@ -22,7 +27,7 @@ def alembic_config() -> Config:
 def migrate(engine: Engine, revision: str = "head") -> str:
     """Upgrade the database to ``revision``; returns the revision it is at afterwards."""
     config = alembic_config()
-    with engine.begin() as connection:
+    with _ONE_AT_A_TIME, engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
     return current_revision(engine)

@@ -217,3 +217,29 @@ def test_auto_migrate_uses_the_mysql_settings_when_no_url_is_given(fresh_mysql_u
         assert TABLES <= table_names(fresh_mysql_url)
     finally:
         engine.dispose()
+
+
+def test_threads_of_one_process_migrating_at_once_all_succeed(fresh_mysql_url):
+    """A code server evaluates sensors on threads, and each may be the first to open the engine
+    (AUTO_MIGRATE): Alembic's module-level proxies must not be torn down under another run."""
+    import threading
+
+    engines = [create_engine(fresh_mysql_url) for _ in range(6)]
+    start, errors, revisions = threading.Barrier(len(engines)), [], []
+
+    def run(engine: sa.Engine) -> None:
+        start.wait()
+        try:
+            revisions.append(migrate(engine))
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=run, args=(engine,)) for engine in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    for engine in engines:
+        engine.dispose()
+    assert errors == []
+    assert revisions == [head_revision()] * len(engines)
