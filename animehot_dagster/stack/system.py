@@ -117,6 +117,9 @@ class LocalSystem:
         if config.compressed_cadence:
             self.env.update(COMPRESSED_CADENCE)
         self.env.setdefault("AUTO_MIGRATE", "true")
+        # On a laptop under load, launching a run through the code server can take longer than
+        # Dagster's 60 s gRPC default, and the run would be failed for it.
+        self.env.setdefault("DAGSTER_GRPC_TIMEOUT_SECONDS", "180")
         self.env["NO_PROXY"] = "127.0.0.1,localhost"
         self.stack = Stack(config.workdir, self.env, cwd=REPO)
         self.endpoints = Endpoints()
