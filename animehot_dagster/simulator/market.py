@@ -200,6 +200,17 @@ class HourTruth:
 
 
 @dataclasses.dataclass(frozen=True)
+class ListingEvents:
+    """When each listing the search index holds at a moment was created, sold and withdrawn
+    (unix seconds, newest created first; NEVER for what never happens, even after that moment):
+    what a harness needs to tell which of a crawl's misses were visible to it at all."""
+
+    created: np.ndarray
+    sale_at: np.ndarray
+    withdrawn_at: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
 class _Listings:
     """Event times of listings, newest created first (one hour's, or a window of hours)."""
 
@@ -361,6 +372,7 @@ class Market:
         horizon_hours: int = DEFAULT_HORIZON_HOURS,
         max_cached_listings: int = 3_000_000,
         max_cached_windows: int = 8,
+        max_cached_descriptions: int = 100_000,
     ) -> None:
         """The caches are bounded in listings (48 bytes each) for generated hours, and in
         count for query windows (a window holds every listing visible within one hour)."""
@@ -374,6 +386,10 @@ class Market:
         self._max_cached_listings = max_cached_listings
         self._windows: OrderedDict[tuple[str, int], _Listings] = OrderedDict()
         self._max_cached_windows = max_cached_windows
+        # A listing's description is drawn from its identity alone; successive searches show
+        # mostly the same listings, and drawing them again dominated the cost of a page.
+        self._descriptions: OrderedDict[tuple[str, int], tuple[Listing, str]] = OrderedDict()
+        self._max_cached_descriptions = max_cached_descriptions
 
     @property
     def horizon_seconds(self) -> int:
@@ -432,6 +448,16 @@ class Market:
             HourTruth((first_hour + i) * HOUR, int(created[i]), int(sold[i]), int(withdrawn[i])) for i in range(span)
         ]
 
+    def listing_events(self, keyword: str, as_of: int) -> ListingEvents:
+        """The event times of every listing the search can show at ``as_of``, whatever its status."""
+        key = normalize_keyword(keyword)
+        if key not in self._profiles:
+            empty = np.zeros(0, dtype=np.int64)
+            return ListingEvents(empty, empty, empty)
+        window = self._window(key, as_of)
+        visible = (window.created <= as_of) & (window.created > as_of - self.horizon_seconds)
+        return ListingEvents(window.created[visible], window.sale_at[visible], window.withdrawn_at[visible])
+
     def _hour(self, key: str, hour: int) -> _Listings:
         cache_key = (key, hour)
         listings = self._hours.get(cache_key)
@@ -461,17 +487,24 @@ class Market:
         return window
 
     def _listing(self, key: str, listings: _Listings, index: int, as_of: int) -> Listing:
-        profile = self._profiles[key]
         hour, serial = int(listings.hour[index]), int(listings.serial[index])
         created = int(listings.created[index])
         sale_at, sold_out_at = int(listings.sale_at[index]), int(listings.sold_out_at[index])
+        on_sale, buyer_id = self._description(key, hour * MAX_LISTINGS_PER_HOUR + serial, created)
         if sold_out_at <= as_of:
-            status, updated = ItemStatus.SOLD_OUT, sold_out_at
-        elif sale_at <= as_of:
-            status, updated = ItemStatus.TRADING, sale_at
-        else:
-            status, updated = ItemStatus.ON_SALE, created
-        identity = hour * MAX_LISTINGS_PER_HOUR + serial
+            return dataclasses.replace(on_sale, status=ItemStatus.SOLD_OUT, updated=sold_out_at, buyer_id=buyer_id)
+        if sale_at <= as_of:
+            return dataclasses.replace(on_sale, status=ItemStatus.TRADING, updated=sale_at, buyer_id=buyer_id)
+        return on_sale
+
+    def _description(self, key: str, identity: int, created: int) -> tuple[Listing, str]:
+        """The listing as it shows while on sale, and the buyer it will have once sold."""
+        cache_key = (key, identity)
+        cached = self._descriptions.get(cache_key)
+        if cached is not None:
+            self._descriptions.move_to_end(cache_key)
+            return cached
+        profile = self._profiles[key]
         entropy = self._entropy[key]
         draws = _Draws(f"{entropy}:{identity}".encode())
         is_shop = draws.uniform() < profile.shop_fraction
@@ -484,16 +517,16 @@ class Market:
             source_id = f"shops_{api_id}"
         else:
             api_id = source_id = f"m{10**10 + (identity * _ID_MULTIPLIER + entropy[0]) % _ID_SPACE}"
-        return Listing(
+        on_sale = Listing(
             source_id=source_id,
             api_id=api_id,
             title=title,
             price=price,
-            status=status,
+            status=ItemStatus.ON_SALE,
             created=created,
-            updated=updated,
+            updated=created,
             seller_id=seller_id,
-            buyer_id="" if status is ItemStatus.ON_SALE else buyer_id,
+            buyer_id="",
             is_shop=is_shop,
             item_condition_id=draws.integer(1, 6),
             shipping_payer_id=draws.choice((1, 2, 2, 2)),
@@ -501,6 +534,10 @@ class Market:
             category_id=draws.choice(_CATEGORIES),
             price_style=draws.integer(0, 2),
         )
+        self._descriptions[cache_key] = (on_sale, buyer_id)
+        if len(self._descriptions) > self._max_cached_descriptions:
+            self._descriptions.popitem(last=False)
+        return on_sale, buyer_id
 
 
 def _base62(number: int, width: int) -> str:
