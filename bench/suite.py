@@ -179,7 +179,7 @@ _ACCURACY_FIGURES = {  # overall key → (label, unit, truth's value)
     "{flow}_first_day_rel_error": ("{flow}: relative error on day 1 (holds the baseline crawl)", "fraction", 0.0),
 }
 _ACCURACY_CONTEXT = {
-    "saturation_rate": ("crawls whose page window was full (the count is a lower bound)", "fraction"),
+    "saturation_rate": ("crawls whose page window was full of items new since the last crawl (a lower bound)", "fraction"),
     "saturation_rate_on_sale": ("… of them on the on-sale pages", "fraction"),
     "saturation_rate_sold": ("… of them on the sold pages", "fraction"),
     "crawls": ("crawls", ""),
