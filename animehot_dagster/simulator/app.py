@@ -312,7 +312,8 @@ def create_app(state: SimulatorState) -> FastAPI:
 
     @app.get("/__truth")
     async def truth(keyword: str, start: str = Query(alias="from"), end: str = Query(alias="to")) -> Response:
-        """Listings created, sold and withdrawn per hour of [from, to): the accuracy yardstick."""
+        """Listings created, sold and withdrawn per hour of [from, to), and in [from, to) exactly:
+        the accuracy yardstick."""
         try:
             first, last = parse_time(start), parse_time(end)
         except ValueError as exc:
@@ -321,6 +322,7 @@ def create_app(state: SimulatorState) -> FastAPI:
             message = f"to must be after from, by at most {MAX_TRUTH_HOURS} hours"
             return JSONResponse({"error": message}, status_code=400)
         hours = market.truth(keyword, first, last)
+        created, sold, withdrawn = market.span_truth(keyword, first, last)
         return JSONResponse(
             {
                 "keyword": keyword,
@@ -342,6 +344,8 @@ def create_app(state: SimulatorState) -> FastAPI:
                     "sold": sum(h.sold for h in hours),
                     "withdrawn": sum(h.withdrawn for h in hours),
                 },
+                # The hours cover whole hours; the span is [from, to) to the second.
+                "span": {"created": created, "sold": sold, "withdrawn": withdrawn},
             }
         )
 

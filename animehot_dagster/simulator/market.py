@@ -433,20 +433,36 @@ class Market:
         created = np.zeros(span, dtype=np.int64)
         sold = np.zeros(span, dtype=np.int64)
         withdrawn = np.zeros(span, dtype=np.int64)
-        key = normalize_keyword(keyword)
-        if key in self._profiles:
-            # Sales and withdrawals of an hour come from listings up to a horizon older.
-            for hour in range(first_hour - self.horizon_hours - 1, last_hour):
-                listings = self._hour(key, hour)
-                if first_hour <= hour:
-                    created[hour - first_hour] = len(listings)
-                for events, counts in ((listings.sale_at, sold), (listings.withdrawn_at, withdrawn)):
-                    event_hours = events[events != NEVER] // HOUR - first_hour
-                    in_span = event_hours[(event_hours >= 0) & (event_hours < span)]
-                    counts += np.bincount(in_span, minlength=span)
+        for hour, listings in self._listings_with_events_in(keyword, first_hour, last_hour):
+            if first_hour <= hour:
+                created[hour - first_hour] = len(listings)
+            for events, counts in ((listings.sale_at, sold), (listings.withdrawn_at, withdrawn)):
+                event_hours = events[events != NEVER] // HOUR - first_hour
+                in_span = event_hours[(event_hours >= 0) & (event_hours < span)]
+                counts += np.bincount(in_span, minlength=span)
         return [
             HourTruth((first_hour + i) * HOUR, int(created[i]), int(sold[i]), int(withdrawn[i])) for i in range(span)
         ]
+
+    def span_truth(self, keyword: str, start: int, end: int) -> tuple[int, int, int]:
+        """Listings created, sold and withdrawn in exactly [start, end), to the second: the
+        yardstick for the crawls between two moments that are not whole hours."""
+        created = sold = withdrawn = 0
+        for _, listings in self._listings_with_events_in(keyword, start // HOUR, -(-end // HOUR)):
+            created += int(np.count_nonzero((listings.created >= start) & (listings.created < end)))
+            sold += int(np.count_nonzero((listings.sale_at >= start) & (listings.sale_at < end)))
+            withdrawn += int(np.count_nonzero((listings.withdrawn_at >= start) & (listings.withdrawn_at < end)))
+        return created, sold, withdrawn
+
+    def _listings_with_events_in(self, keyword: str, first_hour: int, last_hour: int):
+        """(hour, listings created in it) for every hour whose listings can be created, sold or
+        withdrawn in [first_hour, last_hour): sales and withdrawals come from listings up to a
+        horizon older."""
+        key = normalize_keyword(keyword)
+        if key not in self._profiles:
+            return
+        for hour in range(first_hour - self.horizon_hours - 1, last_hour):
+            yield hour, self._hour(key, hour)
 
     def listing_events(self, keyword: str, as_of: int) -> ListingEvents:
         """The event times of every listing the search can show at ``as_of``, whatever its status."""

@@ -16,7 +16,6 @@ from animehot_dagster.domain.scores import hot_score, liquidity_index
 from animehot_dagster.domain.timebuckets import hour_bucket, rfc3339_jst, to_unix
 from animehot_dagster.storage.schema import crawl_log, ip_metadata, ip_stats_hourly
 
-HOUR = 3600
 LEADERBOARD_LIMIT = 10
 
 
@@ -39,18 +38,6 @@ class MarketClock:
         return self.market + (wall - self.wall) * self.scale
 
 
-def prorated_truth(hours: list[dict], start: float, end: float) -> tuple[float, float]:
-    """Listings created and sold in (start, end] from per-hour truth, the two boundary hours
-    counted by the share of the hour inside the span (the truth is kept per whole hour)."""
-    created = sold = 0.0
-    for hour in hours:
-        first = hour["hour_unix"]
-        share = max(0.0, min(end, first + HOUR) - max(start, first)) / HOUR
-        created += hour["created"] * share
-        sold += hour["sold"] * share
-    return created, sold
-
-
 def relative_error(measured: float, truth: float) -> float | None:
     return None if truth == 0 else (measured - truth) / truth
 
@@ -67,8 +54,8 @@ class IpRow:
     outflow: int
     measured_inflow: int  # from the crawls after the first, the span the truth is taken over
     measured_outflow: int
-    truth_created: float | None = None
-    truth_sold: float | None = None
+    truth_created: int | None = None
+    truth_sold: int | None = None
 
     def as_json(self) -> dict:
         return {
@@ -85,8 +72,8 @@ class IpRow:
             "vs_truth": {
                 "measured_inflow": self.measured_inflow,
                 "measured_outflow": self.measured_outflow,
-                "truth_created": _round(self.truth_created),
-                "truth_sold": _round(self.truth_sold),
+                "truth_created": self.truth_created,
+                "truth_sold": self.truth_sold,
                 "inflow_error": _round(relative_error(self.measured_inflow, self.truth_created), 4)
                 if self.truth_created is not None else None,
                 "outflow_error": _round(relative_error(self.measured_outflow, self.truth_sold), 4)
@@ -145,10 +132,10 @@ def add_truth(rows: list[IpRow], simulator_url: str, clock: MarketClock) -> None
                 continue
             start = clock.market_time(to_unix(row.first_crawl))
             end = clock.market_time(to_unix(row.last_crawl))
-            answer = client.get("/__truth", params={"keyword": row.name, "from": int(start) // HOUR * HOUR,
-                                                     "to": -(-int(end + 1) // HOUR) * HOUR})
+            answer = client.get("/__truth", params={"keyword": row.name, "from": int(start), "to": int(end)})
             answer.raise_for_status()
-            row.truth_created, row.truth_sold = prorated_truth(answer.json()["hours"], start, end)
+            span = answer.json()["span"]
+            row.truth_created, row.truth_sold = span["created"], span["sold"]
 
 
 def leaderboard_of(engine: Engine, rows: list[IpRow]) -> dict:
@@ -169,9 +156,9 @@ def build_summary(engine: Engine, since: datetime, simulator_url: str | None, cl
     with_truth = [r for r in rows if r.truth_created is not None]
     overall = {
         "measured_inflow": sum(r.measured_inflow for r in with_truth),
-        "truth_created": _round(sum(r.truth_created for r in with_truth)),
+        "truth_created": sum(r.truth_created for r in with_truth),
         "measured_outflow": sum(r.measured_outflow for r in with_truth),
-        "truth_sold": _round(sum(r.truth_sold for r in with_truth)),
+        "truth_sold": sum(r.truth_sold for r in with_truth),
     }
     for measured, truth, name in (("measured_inflow", "truth_created", "inflow_error"),
                                   ("measured_outflow", "truth_sold", "outflow_error")):

@@ -389,3 +389,17 @@ def test_truth_matches_what_the_api_shows_for_each_hour(client, key):
     sold_before = {i["id"] for i in api_pages(client, key, KEEP, sold, hour_start - 1)}
     sold_by_end = {i["id"] for i in api_pages(client, key, KEEP, sold, hour_start + HOUR - 1)}
     assert len(sold_by_end - sold_before) == hour["sold"]
+
+
+def test_the_truth_span_counts_to_the_second_what_the_api_shows(client, key):
+    start = (AS_OF // HOUR - 5) * HOUR + 600  # 10 to 40 minutes past an hour
+    end = start + 1800
+    span = client.get("/__truth", params={"keyword": KEEP, "from": start, "to": end}).json()["span"]
+    everything = api_pages(client, key, KEEP, [], end - 1)
+    assert span["created"] == len([i for i in everything if start <= int(i["created"]) < end]) > 0
+    sold = ["STATUS_SOLD_OUT", "STATUS_TRADING"]
+    sold_before = {i["id"] for i in api_pages(client, key, KEEP, sold, start - 1)}
+    sold_by_end = {i["id"] for i in api_pages(client, key, KEEP, sold, end - 1)}
+    assert span["sold"] == len(sold_by_end - sold_before) > 0
+    whole = client.get("/__truth", params={"keyword": KEEP, "from": start - 600, "to": start + 3000}).json()
+    assert whole["span"] == whole["totals"]

@@ -1,24 +1,10 @@
-"""The demo summary's arithmetic: truth over a span of market time, errors, the table."""
+"""The demo summary's arithmetic: market time, errors, the table."""
 
 from __future__ import annotations
 
 import pytest
 
-from animehot_dagster.stack.summary import HOUR, MarketClock, format_summary, prorated_truth, relative_error
-
-T0 = 1_764_000_000 // HOUR * HOUR
-
-
-def _hour(offset: int, created: int, sold: int) -> dict:
-    return {"hour_unix": T0 + offset * HOUR, "created": created, "sold": sold}
-
-
-def test_whole_hours_count_whole_and_boundary_hours_by_their_share():
-    hours = [_hour(0, 60, 6), _hour(1, 120, 12), _hour(2, 30, 3)]
-    assert prorated_truth(hours, T0, T0 + 3 * HOUR) == (210, 21)
-    # From half past the first hour to a quarter into the third.
-    created, sold = prorated_truth(hours, T0 + HOUR / 2, T0 + 2 * HOUR + HOUR / 4)
-    assert (created, sold) == pytest.approx((30 + 120 + 7.5, 3 + 12 + 0.75))
+from animehot_dagster.stack.summary import MarketClock, format_summary, relative_error
 
 
 def test_relative_error_is_signed_and_undefined_without_truth():
