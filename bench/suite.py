@@ -45,6 +45,8 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from animehot_dagster.stack.processes import terminate  # noqa: E402 - after the path fix above
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_RESULTS = REPO / "bench" / "results.json"
 DEFAULT_MARKDOWN = REPO / "docs" / "benchmarks.md"
@@ -409,14 +411,7 @@ def run_process(argv: list[str], name: str, timeout: float, env: dict) -> tuple[
     except subprocess.TimeoutExpired:
         code = None
         # SIGINT first: the benchmarks clean up (databases, child processes) on KeyboardInterrupt.
-        for sig, grace in ((signal.SIGINT, 60), (signal.SIGKILL, 10)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, sig)
-            try:
-                process.wait(grace)
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        terminate(process, 60, first_signal=signal.SIGINT)
     except BaseException:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGINT)

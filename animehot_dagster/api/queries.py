@@ -54,6 +54,17 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _page(engine: Engine, table: sa.Table, conditions: list, order: tuple, to_json, page: int, size: int) -> dict:
+    """One page of ``table``'s rows matching ``conditions``, with the total, as the list
+    endpoints return it."""
+    with engine.connect() as connection:
+        total = connection.execute(sa.select(sa.func.count()).select_from(table).where(*conditions)).scalar_one()
+        rows = connection.execute(
+            sa.select(table).where(*conditions).order_by(*order).limit(size).offset((page - 1) * size)
+        ).all()
+    return {"items": [to_json(r) for r in rows], "total": int(total), "page": page, "page_size": size}
+
+
 def list_ips(engine: Engine, page: int, size: int, status: str | None, category: str | None,
              keyword: str | None) -> dict:
     conditions = [ip_metadata.c.status == status] if status else [ip_metadata.c.status != "deleted"]
@@ -63,13 +74,7 @@ def list_ips(engine: Engine, page: int, size: int, status: str | None, category:
         pattern = f"%{_escape_like(keyword)}%"
         conditions.append(sa.or_(*(c.like(pattern, escape="\\") for c in
                                    (ip_metadata.c.name, ip_metadata.c.name_en, ip_metadata.c.name_cn))))
-    with engine.connect() as connection:
-        total = connection.execute(sa.select(sa.func.count()).select_from(ip_metadata).where(*conditions)).scalar_one()
-        rows = connection.execute(
-            sa.select(ip_metadata).where(*conditions).order_by(ip_metadata.c.id)
-            .limit(size).offset((page - 1) * size)
-        ).all()
-    return {"items": [ip_json(r) for r in rows], "total": int(total), "page": page, "page_size": size}
+    return _page(engine, ip_metadata, conditions, (ip_metadata.c.id,), ip_json, page, size)
 
 
 def hour_json(row: Any) -> dict:
@@ -136,14 +141,8 @@ def item_json(row: Any) -> dict:
 def list_items(engine: Engine, ip_id: int, status: str | None, page: int, size: int) -> dict:
     conditions = [item_snapshots.c.ip_id == ip_id]
     conditions.append(item_snapshots.c.status == status if status else item_snapshots.c.status.in_(["on_sale", "sold"]))
-    with engine.connect() as connection:
-        total = connection.execute(sa.select(sa.func.count()).select_from(item_snapshots).where(*conditions)).scalar_one()
-        rows = connection.execute(
-            sa.select(item_snapshots).where(*conditions)
-            .order_by(item_snapshots.c.last_seen_at.desc(), item_snapshots.c.id.desc())
-            .limit(size).offset((page - 1) * size)
-        ).all()
-    return {"items": [item_json(r) for r in rows], "total": int(total), "page": page, "page_size": size}
+    order = (item_snapshots.c.last_seen_at.desc(), item_snapshots.c.id.desc())
+    return _page(engine, item_snapshots, conditions, order, item_json, page, size)
 
 
 def window_range(span: Window) -> dict:
@@ -218,14 +217,8 @@ def list_alerts(engine: Engine, ip_id: int | None, severity: str | None, acknowl
         conditions.append(ip_alerts.c.severity == severity)
     if acknowledged is not None:
         conditions.append(ip_alerts.c.acknowledged == acknowledged)
-    with engine.connect() as connection:
-        total = connection.execute(sa.select(sa.func.count()).select_from(ip_alerts).where(*conditions)).scalar_one()
-        rows = connection.execute(
-            sa.select(ip_alerts).where(*conditions)
-            .order_by(ip_alerts.c.created_at.desc(), ip_alerts.c.id.desc())
-            .limit(size).offset((page - 1) * size)
-        ).all()
-    return {"items": [alert_json(r) for r in rows], "total": int(total), "page": page, "page_size": size}
+    order = (ip_alerts.c.created_at.desc(), ip_alerts.c.id.desc())
+    return _page(engine, ip_alerts, conditions, order, alert_json, page, size)
 
 
 def ack_alert(engine: Engine, alert_id: int, now: datetime) -> dict | None:

@@ -123,10 +123,10 @@ class Stack:
                     os.kill(pid, signal.SIGKILL)
 
 
-def terminate(process: subprocess.Popen, timeout: float = STOP_TIMEOUT) -> None:
-    """SIGTERM to the process group, SIGKILL after ``timeout``."""
+def terminate(process: subprocess.Popen, timeout: float = STOP_TIMEOUT, first_signal: int = signal.SIGTERM) -> None:
+    """``first_signal`` to the process group, SIGKILL after ``timeout``."""
     if process.poll() is None:
-        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5)):
+        for sig, wait in ((first_signal, timeout), (signal.SIGKILL, 5)):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, sig)
             try:
