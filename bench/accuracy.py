@@ -430,7 +430,7 @@ def ip_report(run: IpRun, days: int, start: int) -> dict:
         "saturated_on_sale": sum(c.saturated_on_sale for c in steady_crawls),
         "saturated_sold": sum(c.saturated_sold for c in steady_crawls),
         "mean_interval_minutes": _round(
-            statistics.mean(b.at - a.at for a, b in zip(run.crawls, run.crawls[1:])) / 60 if len(run.crawls) > 1 else None, 1
+            statistics.mean(b.at - a.at for a, b in zip(run.crawls, run.crawls[1:], strict=False)) / 60 if len(run.crawls) > 1 else None, 1
         ),
         "inflow": series_figures(measured_in[steady], run.truth_created[steady]),
         "outflow": series_figures(measured_out[steady], run.truth_sold[steady]),

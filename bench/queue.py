@@ -24,17 +24,17 @@ from pathlib import Path
 if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
     del sys.path[0]
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import multiprocessing  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
+import argparse
+import json
+import multiprocessing
+import time
+import uuid
 
-import redis  # noqa: E402
+import redis
 
-from animehot_dagster.domain.messages import CrawlRequest, encode_request  # noqa: E402
-from animehot_dagster.queue import keys  # noqa: E402
-from animehot_dagster.queue.reliable import TaskQueue  # noqa: E402
+from animehot_dagster.domain.messages import CrawlRequest, encode_request
+from animehot_dagster.queue import keys
+from animehot_dagster.queue.reliable import TaskQueue
 
 EMPTY_BACKOFF_SECONDS = 0.001
 QUEUE_KEYS = [key for key, _ in keys.MEASURED_KEYS]

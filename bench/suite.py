@@ -45,7 +45,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from animehot_dagster.stack.processes import terminate  # noqa: E402 - after the path fix above
+from animehot_dagster.stack.processes import terminate
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_RESULTS = REPO / "bench" / "results.json"

@@ -13,9 +13,8 @@ from animehot_dagster.domain.leaderboard import Entry, LeaderboardType, Source, 
 from animehot_dagster.domain.scores import hot_score
 from animehot_dagster.domain.timebuckets import day_bounds, rfc3339_jst
 from animehot_dagster.storage.leaderboard import leaderboard
-from animehot_dagster.storage.schema import ip_alerts, ip_metadata, ip_stats_hourly, item_snapshots
+from animehot_dagster.storage.schema import crawl_log, ip_alerts, ip_metadata, ip_stats_hourly, item_snapshots
 from animehot_dagster.storage.stats import SUCCESSFUL_CRAWL
-from animehot_dagster.storage.schema import crawl_log
 
 
 def t(moment: datetime | None) -> str | None:

@@ -49,7 +49,7 @@ def crawl_partition_key(ip_id: int, hour_bucket: datetime) -> dg.MultiPartitionK
 def parse_crawl_partition(key: str | dg.MultiPartitionKey) -> tuple[int, datetime]:
     """(ip id, hour bucket in UTC) of a crawl-chain partition key."""
     dimensions = key.keys_by_dimension if isinstance(key, dg.MultiPartitionKey) else dict(
-        zip(sorted((IP_DIMENSION, HOUR_DIMENSION)), key.split("|"))
+        zip(sorted((IP_DIMENSION, HOUR_DIMENSION)), key.split("|"), strict=True)
     )
     hour = datetime.strptime(dimensions[HOUR_DIMENSION], HOUR_FORMAT).replace(tzinfo=JST)
     return int(dimensions[IP_DIMENSION]), hour.astimezone(UTC)

@@ -24,7 +24,6 @@ from animehot_dagster.settings import Settings, load_settings
 from animehot_dagster.storage import open_engine
 from animehot_dagster.storage.ingest import IngestConfig
 
-
 _ENGINES: dict[str, Engine] = {}
 _ENGINES_LOCK = threading.Lock()
 

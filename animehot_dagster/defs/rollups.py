@@ -6,9 +6,9 @@ from datetime import date, timedelta
 import dagster as dg
 import sqlalchemy as sa
 
+from animehot_dagster.api.cache import invalidate_after_rollup
 from animehot_dagster.defs.metadata import preview_table
 from animehot_dagster.defs.partitions import day_partitions, week_partitions
-from animehot_dagster.api.cache import invalidate_after_rollup
 from animehot_dagster.defs.resources import DatabaseResource, QueueResource, now
 from animehot_dagster.domain.leaderboard import DAY_HOURS, WEEK_HOURS, LeaderboardType
 from animehot_dagster.domain.timebuckets import day_bounds

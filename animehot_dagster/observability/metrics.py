@@ -28,8 +28,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 
 from animehot_dagster.queue import keys
-from animehot_dagster.storage.stats import SUCCESSFUL_CRAWL
 from animehot_dagster.storage.schema import crawl_log
+from animehot_dagster.storage.stats import SUCCESSFUL_CRAWL
 
 log = logging.getLogger(__name__)
 

@@ -123,7 +123,7 @@ class ResultProcessor:
         except UnknownIpError as exc:
             self.results.dead_letter(delivery, f"unknown ip: {exc}")
             return Outcome.DEAD_LETTERED, None
-        except Exception:  # noqa: BLE001 - whatever it was, the janitor retries the result later
+        except Exception:  # whatever it was, the janitor retries the result later
             log.error("task processing failed", exc_info=True,
                       extra={"task_id": response.task_id, "ip_id": response.ip_id})
             return Outcome.FAILED, None

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
 
+
 def create_engine(url: str, pool_size: int = 10) -> Engine:
     """An engine for MySQL/MariaDB or SQLite with the settings ingest relies on."""
     parsed = make_url(url)

@@ -13,8 +13,8 @@ from animehot_dagster.domain.items import OUTFLOW_TRANSITIONS
 from animehot_dagster.domain.scores import PricedItem, price_stats
 from animehot_dagster.domain.timebuckets import day_bounds
 from animehot_dagster.storage.db import upsert
-from animehot_dagster.storage.stats import price_columns
 from animehot_dagster.storage.schema import ip_stats_daily, ip_stats_hourly, ip_stats_weekly, item_events
+from animehot_dagster.storage.stats import price_columns
 
 _FOUR_PLACES = Decimal("0.0001")
 

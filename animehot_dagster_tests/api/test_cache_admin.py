@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 import redis
+from fastapi.testclient import TestClient
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from fastapi.testclient import TestClient
 
 from animehot_dagster.api import cache
 from animehot_dagster.api.app import create_app

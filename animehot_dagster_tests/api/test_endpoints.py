@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 
 from animehot_dagster.domain.messages import decode_request
 from animehot_dagster.queue import keys
 from animehot_dagster.queue.schedule import ScheduleStore
-from datetime import timedelta
-
 from animehot_dagster_tests.api.conftest import NOW
 from animehot_dagster_tests.factories import T0
 

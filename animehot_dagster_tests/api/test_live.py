@@ -77,9 +77,9 @@ def test_api_over_a_socket_and_metrics_on_their_port(settings, mysql_engine, byt
 
 def test_sidecar_metrics_survive_a_redis_outage(mysql_engine, market):
     import redis
+    from prometheus_client import generate_latest
     from redis.backoff import NoBackoff
     from redis.retry import Retry
-    from prometheus_client import generate_latest
 
     dead = redis.Redis(port=free_port(), socket_connect_timeout=0.3, retry=Retry(NoBackoff(), 0))
     text = generate_latest(sidecar_registry(mysql_engine, dead)).decode()

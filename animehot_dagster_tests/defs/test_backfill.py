@@ -97,7 +97,9 @@ def test_backfilling_hourly_liquidity_and_alerts_reproduces_the_rows(definitions
 
 
 def _hourly_snapshot_of(hourly, alerts, exclude):
-    strip = lambda rows: [{k: v for k, v in row.items() if k not in exclude} for row in rows]
+    def strip(rows):
+        return [{k: v for k, v in row.items() if k not in exclude} for row in rows]
+
     return strip(hourly), strip(alerts)
 
 

@@ -155,7 +155,7 @@ def test_ingest_results_job_records_a_materialization_per_partition_written(
     moves = [(0, 0), (5, 2), (30, 30), (8, 1), (3, 3)]
     crawls_a = market_crawls(a, times, moves, tag="a")
     crawls_b = market_crawls(b, [t + timedelta(minutes=20) for t in times], moves[::-1][:1] + moves[1:], tag="b")
-    push(queue_redis, *[c for pair in zip(crawls_a, crawls_b) for c in pair])
+    push(queue_redis, *[c for pair in zip(crawls_a, crawls_b, strict=False) for c in pair])
     assert len(crawls_a) + len(crawls_b) > PER_PARTITION_LIMIT
 
     [request] = tick(definitions, "crawl_results_sensor", instance, resources).run_requests
@@ -319,7 +319,9 @@ def test_janitor_job_returns_a_stale_held_result_with_retry_count_plus_one(defin
     [ip] = make_ips(mysql_engine, "ちいかわ")
     push(queue_redis, response(ip, past_hour(1), [on_sale("m1")], task_id="stale"),
          response(ip, past_hour(1, 30), [on_sale("m1")], task_id="fresh"))
-    minute_ago = lambda: time.time() - 60
+    def minute_ago():
+        return time.time() - 60
+
     assert ResultQueue(queue_redis, clock=minute_ago).take().task_id == "stale"  # a run that died a minute ago
     assert ResultQueue(queue_redis).take().task_id == "fresh"  # a run still working on it
     TaskQueue(queue_redis).enqueue(TaskQueue.decode(

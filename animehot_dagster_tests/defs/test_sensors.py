@@ -348,7 +348,9 @@ def test_results_sensor_does_not_stall_on_a_duplicate_delivery(definitions, inst
     [ip] = make_ips(mysql_engine, NAMES[0])
     add_ip_partitions(instance, [ip])
     duplicate = response(ip, past_hour(3), [on_sale("m1")], task_id="dup")
-    filler = lambda tag: [response(ip, past_hour(2, i), [on_sale("m1")], task_id=f"{tag}-{i}") for i in range(10)]
+    def filler(tag):
+        return [response(ip, past_hour(2, i), [on_sale("m1")], task_id=f"{tag}-{i}") for i in range(10)]
+
     push(queue_redis, duplicate, *(filler("first") if batch else []))
     for request in tick(definitions, "crawl_results_sensor", instance, resources).run_requests:
         _launch_as_daemon(definitions, instance, request)

@@ -256,7 +256,7 @@ def test_rebuild_of_many_new_ips_spreads_them_out():
     times = [at for _, at in schedule]
     assert len(set(times)) == 50
     assert times[-1] - times[0] == timedelta(seconds=490)
-    assert all(b - a == timedelta(seconds=10) for a, b in zip(times, times[1:]))
+    assert all(b - a == timedelta(seconds=10) for a, b in zip(times, times[1:], strict=False))
 
 
 def test_rebuild_of_nothing_is_empty():

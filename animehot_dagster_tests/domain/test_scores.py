@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from animehot_dagster.domain.scores import NO_PRICE, PricedItem, hot_score, liquidity_index, price_stats
 
-
 # ------------------------------------------------------------------------------ liquidity
 
 

@@ -10,7 +10,6 @@ import time
 import uuid
 from pathlib import Path
 
-import redis
 import sqlalchemy as sa
 
 from animehot_dagster.queue import keys

@@ -5,8 +5,8 @@ Revises:
 Create Date: 2026-11-28 10:35:17.340290
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision = '0001'
