@@ -4,11 +4,14 @@ measured both at the bucket and at the simulated Mercari."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Callable, Coroutine
 
+import pytest
+import redis
 import redis.asyncio as aioredis
 
 from animehot_dagster.crawler.crawl import Crawler
@@ -16,6 +19,7 @@ from animehot_dagster.crawler.metrics import CrawlerMetrics
 from animehot_dagster.crawler.ratelimit import LocalRateLimiter, RedisRateLimiter
 from animehot_dagster.crawler.resilience import Mode
 from animehot_dagster.simulator.faults import Surface
+from animehot_dagster.stack.processes import free_port, terminate
 from animehot_dagster_tests.conftest import REDIS_URL
 from animehot_dagster_tests.crawler import (  # noqa: F401 - fixtures
     KEYWORD,
@@ -95,3 +99,101 @@ def test_the_in_process_bucket_paces_a_single_crawl():
         return time.monotonic() - started
 
     assert 0.48 <= asyncio.run(draw()) < 1.0
+
+
+class PrivateRedis:
+    """A redis-server of this test alone, on a free port, that the test can restart."""
+
+    def __init__(self, workdir) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis.Redis(port=self.port, socket_connect_timeout=1).ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            terminate(self.process, timeout=5)
+            self.process = None
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_the_redis_bucket_survives_a_redis_restart(private_redis):
+    """Issue 17 #5: after a Redis restart the first draw failed with "Connection closed by
+    server", and the crawl with it. The draw is retried on a fresh connection."""
+
+    async def draws() -> None:
+        client = aioredis.Redis.from_url(private_redis.url)
+        limiter = RedisRateLimiter(client, 1000.0, 10)
+        await limiter.acquire()  # the pool now holds a connection to the old server
+        private_redis.stop()
+        private_redis.start()
+        await limiter.acquire()
+        await client.aclose()
+
+    asyncio.run(draws())
+
+
+def test_the_redis_bucket_waits_for_a_redis_that_is_coming_back(private_redis):
+    """A draw while Redis is down waits for it (with backoff) rather than failing the page."""
+
+    async def draws() -> float:
+        client = aioredis.Redis.from_url(private_redis.url)
+        limiter = RedisRateLimiter(client, 1000.0, 10)
+        await limiter.acquire()
+        private_redis.stop()
+        restart = threading.Timer(1.5, private_redis.start)
+        restart.start()
+        started = time.monotonic()
+        try:
+            await limiter.acquire()
+        finally:
+            restart.join()
+            await client.aclose()
+        return time.monotonic() - started
+
+    assert 1.0 <= asyncio.run(draws()) < 10
+
+
+def test_the_redis_bucket_gives_up_when_redis_stays_away(private_redis):
+    """Redis gone for longer than the limiter's patience: the error reaches the caller."""
+
+    async def draw() -> None:
+        client = aioredis.Redis.from_url(private_redis.url)
+        limiter = RedisRateLimiter(client, 1000.0, 10, give_up_after=1.0)
+        await limiter.acquire()
+        private_redis.stop()
+        try:
+            await limiter.acquire()
+        finally:
+            await client.aclose()
+
+    started = time.monotonic()
+    with pytest.raises(redis.ConnectionError):
+        asyncio.run(draw())
+    assert time.monotonic() - started < 5
