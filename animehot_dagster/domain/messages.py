@@ -40,6 +40,10 @@ class Item:
     image_url: str = ""
     item_url: str = ""
     status: ItemStatus = ItemStatus.ON_SALE
+    # Additions of this project (SPEC §4.1; older nodes omit them, 0 = not reported): when the
+    # listing was created and last updated, unix seconds, as the search API reports them.
+    created: int = 0
+    updated: int = 0
 
     @property
     def is_sold(self) -> bool:
@@ -69,6 +73,17 @@ class CrawlResponse:
     retry_count: int = 0
     # An addition of this project (older nodes omit it): which crawler node produced the result.
     crawler_node: str = ""
+    # Additions of this project (SPEC §4.1): the search's result count of each phase, None when
+    # not reported (0 is a real count, so presence is kept), and whether the on-sale search
+    # had more pages than the crawl read.
+    found_on_sale: int | None = None
+    found_sold: int | None = None
+    on_sale_more: bool = False
+
+    @property
+    def has_counts(self) -> bool:
+        """True when the result carries what the event-time method needs (SPEC §4.1)."""
+        return self.found_on_sale is not None and self.found_sold is not None
 
     @property
     def failed(self) -> bool:
@@ -76,7 +91,8 @@ class CrawlResponse:
         return bool(self.error_message) and self.error_message != NO_ITEMS
 
 
-# (python attribute, wire name, kind, is 64-bit). Kinds: int, str, status, items.
+# (python attribute, wire name, kind, is 64-bit). Kinds: int, uint, count (an optional count whose
+# presence is kept, so 0 is sent), bool, str, status, items.
 _REQUEST_FIELDS = (
     ("ip_id", "ipId", "uint", True),
     ("keyword", "keyword", "str", False),
@@ -96,6 +112,9 @@ _RESPONSE_FIELDS = (
     ("pages_crawled", "pagesCrawled", "int", False),
     ("retry_count", "retryCount", "int", False),
     ("crawler_node", "crawlerNode", "str", False),
+    ("found_on_sale", "foundOnSale", "count", True),
+    ("found_sold", "foundSold", "count", True),
+    ("on_sale_more", "onSaleMore", "bool", False),
 )
 _ITEM_FIELDS = (
     ("source_id", "sourceId", "str", False),
@@ -104,6 +123,8 @@ _ITEM_FIELDS = (
     ("image_url", "imageUrl", "str", False),
     ("item_url", "itemUrl", "str", False),
     ("status", "status", "status", False),
+    ("created", "created", "int", True),
+    ("updated", "updated", "int", True),
 )
 
 _INT32 = (-(2**31), 2**31 - 1)
@@ -155,6 +176,12 @@ def _decode_fields(body: Any, fields: tuple, where: str) -> dict[str, Any]:
         path = f"{where}.{wire}"
         if kind in ("int", "uint"):
             values[attribute] = _decode_int(raw, path, kind, wide)
+        elif kind == "count":
+            values[attribute] = _decode_int(raw, path, "uint", wide)
+        elif kind == "bool":
+            if not isinstance(raw, bool):
+                raise MessageError(f"{path}: expected true or false, got {raw!r}")
+            values[attribute] = raw
         elif kind == "str":
             if not isinstance(raw, str):
                 raise MessageError(f"{path}: expected a string, got {type(raw).__name__}")
@@ -216,6 +243,12 @@ def _encode_fields(message: Any, fields: tuple) -> dict[str, Any]:
         if kind in ("int", "uint"):
             if value:
                 body[wire] = str(value) if wide else value
+        elif kind == "count":
+            if value is not None:
+                body[wire] = str(value)
+        elif kind == "bool":
+            if value:
+                body[wire] = True
         elif kind == "str":
             if value:
                 body[wire] = value

@@ -34,7 +34,10 @@ items = st.builds(
     image_url=TEXT,
     item_url=TEXT,
     status=st.sampled_from(ItemStatus),
+    created=INT64 | st.just(0),
+    updated=INT64 | st.just(0),
 )
+COUNT = st.none() | st.integers(0, 2**63 - 1)
 responses = st.builds(
     CrawlResponse,
     ip_id=UINT64,
@@ -45,6 +48,9 @@ responses = st.builds(
     error_message=TEXT,
     pages_crawled=INT32,
     retry_count=INT32,
+    found_on_sale=COUNT,
+    found_sold=COUNT,
+    on_sale_more=st.booleans(),
 )
 requests = st.builds(
     CrawlRequest,
@@ -342,3 +348,35 @@ def test_any_json_either_decodes_or_raises_message_error(document):
 def test_a_crawl_time_no_date_can_hold_is_malformed(crawled_at):
     with pytest.raises(MessageError, match=r"^CrawlResponse\.crawledAt: "):
         decode_response({"ipId": "1", "taskId": "t", "crawledAt": crawled_at})
+
+
+# ------------------------------------------------------------------ event-time additions (§4.1)
+
+
+def test_result_counts_keep_zero_and_listing_times_travel_as_strings():
+    message = CrawlResponse(
+        ip_id=1, task_id="t", crawled_at=1_700_000_000, found_on_sale=0, found_sold=12, on_sale_more=True,
+        items=(Item(source_id="m1", created=1_699_990_000, updated=1_699_999_000),),
+    )
+    body = json.loads(encode_response(message))
+    assert body["foundOnSale"] == "0" and body["foundSold"] == "12" and body["onSaleMore"] is True
+    assert body["items"][0]["created"] == "1699990000" and body["items"][0]["updated"] == "1699999000"
+    decoded = decode_response(body)
+    assert decoded == message and decoded.has_counts
+
+
+def test_a_result_of_an_original_node_has_no_counts():
+    decoded = decode_response({"ipId": "1", "taskId": "t", "crawledAt": "1700000000", "items": [{"sourceId": "m1"}]})
+    assert decoded.found_on_sale is None and decoded.found_sold is None and not decoded.has_counts
+    assert decoded.items[0].created == 0
+    assert not decode_response({"ipId": "1", "taskId": "t", "crawledAt": "1", "foundSold": "3"}).has_counts
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "path"),
+    [("foundSold", "-1", "CrawlResponse.foundSold"), ("foundOnSale", "x", "CrawlResponse.foundOnSale"),
+     ("onSaleMore", "yes", "CrawlResponse.onSaleMore")],
+)
+def test_malformed_counts_name_the_field(field, value, path):
+    with pytest.raises(MessageError, match=path.replace(".", r"\.")):
+        decode_response({"ipId": "1", "taskId": "t", "crawledAt": "1", field: value})
