@@ -100,6 +100,11 @@ class Settings:
     mysql_user: str = _env("MYSQL_USER", "animetop")
     mysql_password: str = _env("MYSQL_PASSWORD", "")
     mysql_database: str = _env("MYSQL_DATABASE", "animetop")
+    # How long a MySQL call may wait on the server (connect and handshake, each read, each
+    # write) before it fails instead of hanging its caller (issue 17 #6).
+    db_connect_timeout: timedelta = _env("DB_CONNECT_TIMEOUT", timedelta(seconds=5))
+    db_read_timeout: timedelta = _env("DB_READ_TIMEOUT", timedelta(seconds=10))
+    db_write_timeout: timedelta = _env("DB_WRITE_TIMEOUT", timedelta(seconds=10))
 
     redis_url_override: str = _env("REDIS_URL", "")
     redis_host: str = _env("REDIS_HOST", "127.0.0.1")
@@ -200,6 +205,9 @@ def env_name(field_name: str) -> str:
 
 
 _POSITIVE = (
+    "db_connect_timeout",
+    "db_read_timeout",
+    "db_write_timeout",
     "redis_pool_size",
     "scheduler_base_interval",
     "scheduler_min_interval",

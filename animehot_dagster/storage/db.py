@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,24 @@ from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
 
 
-def create_engine(url: str, pool_size: int = 10) -> Engine:
-    """An engine for MySQL/MariaDB or SQLite with the settings ingest relies on."""
+@dataclasses.dataclass(frozen=True)
+class DatabaseTimeouts:
+    """Seconds a MySQL/MariaDB call may wait (DB_CONNECT_TIMEOUT, DB_READ_TIMEOUT,
+    DB_WRITE_TIMEOUT): a hung server then fails the call with an OperationalError instead of
+    blocking its caller for ever. ``connect`` bounds the TCP connect and the server's handshake;
+    ``read`` each wait for an answer (a query, a lock wait: keep it above the longest statement);
+    ``write`` each send."""
+
+    connect: float = 5.0
+    read: float = 10.0
+    write: float = 10.0
+
+
+def create_engine(url: str, pool_size: int = 10, timeouts: DatabaseTimeouts | None = None) -> Engine:
+    """An engine for MySQL/MariaDB or SQLite with the settings ingest relies on.
+
+    MySQL connections get ``timeouts`` (default :class:`DatabaseTimeouts`), except those the URL
+    spells out itself (``?read_timeout=30``)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -22,8 +39,19 @@ def create_engine(url: str, pool_size: int = 10) -> Engine:
         return engine
     if parsed.get_backend_name() != "mysql":
         raise ValueError(f"unsupported database {parsed.get_backend_name()!r}: use MySQL/MariaDB or SQLite")
-    return sa.create_engine(
+    timeouts = timeouts or DatabaseTimeouts()
+    connect_args = {
+        name: value
+        for name, value in (
+            ("connect_timeout", timeouts.connect),
+            ("read_timeout", timeouts.read),
+            ("write_timeout", timeouts.write),
+        )
+        if name not in parsed.query
+    }
+    engine = sa.create_engine(
         url,
+        connect_args=connect_args,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
@@ -32,6 +60,29 @@ def create_engine(url: str, pool_size: int = 10) -> Engine:
         # locks that would make concurrent ingests of different IPs deadlock.
         isolation_level="READ COMMITTED",
     )
+    if parsed.get_driver_name() == "pymysql":
+        _bound_the_handshake(engine)
+    return engine
+
+
+def _bound_the_handshake(engine: Engine) -> None:
+    """PyMySQL waits for the server's greeting with the *read* timeout: a server that accepts
+    the TCP connection but never answers (hung, SIGSTOP) would hold a new connection for the
+    read timeout, not the connect timeout. Connect with the shorter of the two as the read
+    timeout, then give the open connection its real one."""
+
+    @sa.event.listens_for(engine, "do_connect")
+    def _connect(dialect, _record, cargs, cparams):
+        read_timeout, connect_timeout = cparams.get("read_timeout"), cparams.get("connect_timeout")
+        if not (read_timeout and connect_timeout and float(connect_timeout) < float(read_timeout)):
+            return None  # nothing to shorten: SQLAlchemy connects as usual
+        connection = dialect.loaded_dbapi.connect(*cargs, **{**cparams, "read_timeout": float(connect_timeout)})
+        if not hasattr(connection, "_current_timeout"):  # pragma: no cover - not the pinned PyMySQL
+            connection.close()
+            return None
+        # PyMySQL (pinned in setup.py) applies ``_read_timeout`` to the socket before each read.
+        connection._read_timeout = float(read_timeout)
+        return connection
 
 
 def _serialize_sqlite_writers(engine: Engine) -> None:

@@ -4,7 +4,6 @@ measured both at the bucket and at the simulated Mercari."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import threading
 import time
 import uuid
@@ -19,7 +18,6 @@ from animehot_dagster.crawler.metrics import CrawlerMetrics
 from animehot_dagster.crawler.ratelimit import LocalRateLimiter, RedisRateLimiter
 from animehot_dagster.crawler.resilience import Mode
 from animehot_dagster.simulator.faults import Surface
-from animehot_dagster.stack.processes import free_port, terminate
 from animehot_dagster_tests.conftest import REDIS_URL
 from animehot_dagster_tests.crawler import (  # noqa: F401 - fixtures
     KEYWORD,
@@ -30,6 +28,7 @@ from animehot_dagster_tests.crawler import (  # noqa: F401 - fixtures
     simulator,
     simulator_state,
 )
+from animehot_dagster_tests.private_servers import PrivateRedis
 
 
 def most_in_any_window(times: list[float], window: float) -> int:
@@ -99,40 +98,6 @@ def test_the_in_process_bucket_paces_a_single_crawl():
         return time.monotonic() - started
 
     assert 0.48 <= asyncio.run(draw()) < 1.0
-
-
-class PrivateRedis:
-    """A redis-server of this test alone, on a free port, that the test can restart."""
-
-    def __init__(self, workdir) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                redis.Redis(port=self.port, socket_connect_timeout=1).ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            terminate(self.process, timeout=5)
-            self.process = None
 
 
 @pytest.fixture
