@@ -26,7 +26,9 @@ class DispatchConfig:
     batch_size: int = 50
     backpressure_threshold: int = 25
     # A dispatched IP's score moves to now + lease, so an IP whose task is lost still comes
-    # back; the processed result replaces it with the real next crawl time.
+    # back; the processed result replaces it with the real next crawl time. Never shorter than
+    # the janitor's recovery (JANITOR_TIMEOUT + JANITOR_INTERVAL): a task held by a node that
+    # died must come back through the janitor, not be doubled by a new dispatch (issue 17 #11).
     lease_seconds: float = 7200
     pages_on_sale: int = 5
     pages_sold: int = 5
@@ -43,10 +45,17 @@ class DispatchConfig:
         return cls(
             batch_size=settings.scheduler_batch_size,
             backpressure_threshold=settings.scheduler_backpressure_threshold,
-            lease_seconds=settings.scheduler_max_interval.total_seconds(),
+            lease_seconds=lease_seconds(settings),
             pages_on_sale=settings.scheduler_pages_on_sale,
             pages_sold=settings.scheduler_pages_sold,
         )
+
+
+def lease_seconds(settings: Settings) -> float:
+    """SCHEDULER_MAX_INTERVAL, or the janitor's longest recovery (JANITOR_TIMEOUT +
+    JANITOR_INTERVAL: a held task is returned at the first sweep past the timeout) if longer."""
+    recovery = settings.janitor_timeout + settings.janitor_interval
+    return max(settings.scheduler_max_interval, recovery).total_seconds()
 
 
 class Dispatched(enum.Enum):

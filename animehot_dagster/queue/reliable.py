@@ -30,7 +30,7 @@ from animehot_dagster.domain.messages import (
     encode_request,
     encode_response,
 )
-from animehot_dagster.queue.keys import RESULT_KEYS, TASK_KEYS, QueueKeys, pending_member
+from animehot_dagster.queue.keys import RESULT_KEYS, SCHEDULE, TASK_KEYS, QueueKeys, pending_member
 from animehot_dagster.queue.payloads import dead_letter_entry, with_retry_count
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,9 @@ return removed
 # Move one message out of processing (back to its queue, or to the dead-letter list) if it is
 # still there and, when a cutoff is given, was taken at or before the cutoff. A message with no
 # start time gets one now and waits for a later sweep. KEYS[4], when given, is a set to remove
-# ARGV[6] from (a dead-lettered task's pending mark).
+# ARGV[6] from (a dead-lettered task's pending mark). KEYS[5], when given, is the schedule: a
+# task returned to its queue pushes its IP's entry (ARGV[7]) to at least ARGV[8], never earlier
+# and never adding an IP the schedule no longer has (XX GT).
 _RELEASE = """
 if not redis.call('LPOS', KEYS[1], ARGV[1]) then return 'gone' end
 if ARGV[4] ~= '' then
@@ -82,7 +84,8 @@ end
 redis.call('LREM', KEYS[1], 1, ARGV[1])
 redis.call('RPUSH', KEYS[3], ARGV[3])
 if ARGV[2] ~= '' then redis.call('HDEL', KEYS[2], ARGV[2]) end
-if KEYS[4] then redis.call('SREM', KEYS[4], ARGV[6]) end
+if KEYS[4] and ARGV[6] ~= '' then redis.call('SREM', KEYS[4], ARGV[6]) end
+if KEYS[5] then redis.call('ZADD', KEYS[5], 'XX', 'GT', ARGV[8], ARGV[7]) end
 return 'moved'
 """
 
@@ -194,6 +197,7 @@ class ReleasePlan:
     task_id: str  # "" when undecodable
     reason: str = ""
     pending_mark: str | None = None  # removed from the pending set along with the message
+    schedule_member: str | None = None  # a task's IP in the schedule, whose lease a requeue extends
 
 
 @dataclasses.dataclass
@@ -231,6 +235,10 @@ class ReliableQueue:
 
     def _pending_mark(self, message: Any) -> str | None:
         """The pending mark a dead-lettered message leaves behind, if the queue keeps one."""
+        return None
+
+    def _schedule_member(self, message: Any) -> str | None:
+        """The schedule entry whose lease a requeue of ``message`` extends, if any."""
         return None
 
     # -- the reliable queue --------------------------------------------------------------
@@ -280,7 +288,8 @@ class ReliableQueue:
         if retry > MAX_RETRIES:
             reason = f"retries exhausted: held past the timeout with retryCount {message.retry_count}"
             return self._dead_letter_plan(raw, message, reason, now)
-        return ReleasePlan(with_retry_count(raw, retry), False, message.task_id)
+        return ReleasePlan(with_retry_count(raw, retry), False, message.task_id,
+                           schedule_member=self._schedule_member(message))
 
     def release(self, delivery: Delivery) -> bool:
         """Give a held message back now, as the janitor would after the timeout (retryCount + 1,
@@ -288,8 +297,12 @@ class ReliableQueue:
         return self._move(delivery.raw, self.plan_release(delivery.raw, self.clock()), cutoff=None) is Release.MOVED
 
     def release_stale(self, timeout_seconds: float) -> SweepReport:
-        """The janitor's sweep: release every message held longer than ``timeout_seconds``."""
-        return self._sweep(cutoff=self.clock() - timeout_seconds)
+        """The janitor's sweep: release every message held longer than ``timeout_seconds``.
+
+        A task put back on its queue also pushes its IP's schedule entry to at least now +
+        ``timeout_seconds``: the recovered task is the IP's crawl, and the dispatcher must not
+        add a second one while it is crawled and its result applied (issue 17 #11)."""
+        return self._sweep(cutoff=self.clock() - timeout_seconds, lease_seconds=timeout_seconds)
 
     def recover(self) -> SweepReport:
         """Release everything in processing: its holder is known to be gone (a processor that
@@ -317,14 +330,15 @@ class ReliableQueue:
 
     # -- internals -----------------------------------------------------------------------
 
-    def _sweep(self, cutoff: float | None) -> SweepReport:
+    def _sweep(self, cutoff: float | None, lease_seconds: float | None = None) -> SweepReport:
         report = SweepReport()
         now = self.clock()
         held_task_ids: set[str] = set()
+        lease_until = now + lease_seconds if lease_seconds else None
         # Newest first, each pushed to the consuming end: the oldest is taken again first.
         for raw in self.client.lrange(self.keys.processing, 0, -1):
             plan = self.plan_release(raw, now)
-            released = self._move(raw, plan, cutoff)
+            released = self._move(raw, plan, cutoff, lease_until)
             self._count(report, released, plan)
             if released in (Release.HELD, Release.STAMPED):
                 held_task_ids.add(plan.task_id)
@@ -341,15 +355,16 @@ class ReliableQueue:
             pending_mark=self._pending_mark(message) if message is not None else None,
         )
 
-    def _move(self, raw: bytes, plan: ReleasePlan, cutoff: float | None) -> Release:
+    def _move(self, raw: bytes, plan: ReleasePlan, cutoff: float | None, lease_until: float | None = None) -> Release:
         keys = self.keys
         destination = keys.deadletter if plan.to_deadletter else keys.queue
-        key_list = [keys.processing, keys.started, destination]
+        key_list = [keys.processing, keys.started, destination, keys.done_set]
         timed = cutoff is not None and plan.task_id  # an undecodable message cannot wait: it has no start time
-        args = [raw, plan.task_id, plan.payload, repr(cutoff) if timed else "", int(self.clock()), ""]
-        if plan.pending_mark is not None:
-            key_list.append(keys.done_set)
-            args[5] = plan.pending_mark
+        args = [raw, plan.task_id, plan.payload, repr(cutoff) if timed else "", int(self.clock()),
+                plan.pending_mark or ""]
+        if lease_until is not None and plan.schedule_member is not None and not plan.to_deadletter:
+            key_list.append(SCHEDULE)
+            args += [plan.schedule_member, int(lease_until)]
         released = Release(self._release(keys=key_list, args=args).decode())
         if released is Release.MOVED:
             log.warning(
@@ -416,6 +431,9 @@ class TaskQueue(ReliableQueue):
 
     def _pending_mark(self, message: CrawlRequest) -> str:
         return pending_member(message.ip_id)
+
+    def _schedule_member(self, message: CrawlRequest) -> str:
+        return str(message.ip_id)  # as ScheduleStore writes it
 
 
 class ResultQueue(ReliableQueue):
