@@ -145,6 +145,8 @@ class Settings:
     mercari_api_url: str = _env("MERCARI_API_URL", "https://api.mercari.jp")
 
     admin_api_key: str = _env("ADMIN_API_KEY", "")
+    enable_cors: bool = _env("ENABLE_CORS", False)
+    static_dir: str = _env("STATIC_DIR", "")
     app_http_addr: str = _env("APP_HTTP_ADDR", ":8080")
     app_metrics_addr: str = _env("APP_METRICS_ADDR", ":2112")
     metrics_port: int = _env("METRICS_PORT", 2112)
@@ -264,6 +266,8 @@ def _check(settings: Settings) -> list[str]:
     for name in ("scheduler_base_interval", "scheduler_min_interval", "scheduler_max_interval"):
         if getattr(settings, name) % timedelta(minutes=1):
             problems.append(f"{env_name(name)}: the cadence moves in whole minutes")
+    if settings.static_dir and not (Path(settings.static_dir) / "index.html").is_file():
+        problems.append(f"STATIC_DIR={settings.static_dir!r}: no index.html there (a built frontend's directory)")
     for name in ("database_url_override", "redis_url_override"):
         url = getattr(settings, name)
         if url and "://" not in url:

@@ -11,10 +11,12 @@ Checks, in order, and reports every failure (not only the first):
   1. API     GET \$API_URL/health answers {"status":"ok"}      (API_URL, default http://localhost:8080)
   2. MySQL   SELECT 1 in the configured database
   3. Redis   PING
-  4. queues  GET \$API_URL/api/v1/system/status: the API's own view of its database and Redis
-             must be "ok"; WARNING (not a failure) when data.queues.tasks, the task queue
-             depth, is above QUEUE_DEPTH_WARN (default 1000). When the API cannot count the
-             queue, LLEN animetop:queue:tasks is read from Redis directly.
+  4. queues  GET \$API_URL/api/v1/system/status: the API's own view of its database
+             (data.database.connected must be true) and Redis (data.redis must be "ok");
+             prints data.stats.active_items (items on sale) and unacked_alerts; WARNING (not
+             a failure) when data.queues.tasks, the task queue depth, is above
+             QUEUE_DEPTH_WARN (default 1000). When the API cannot count the queue, LLEN
+             animetop:queue:tasks is read from Redis directly.
 
 MySQL is DATABASE_URL, else MYSQL_HOST (127.0.0.1) / MYSQL_PORT (3306) / MYSQL_USER (animetop) /
 MYSQL_PASSWORD / MYSQL_DATABASE (animetop). Redis is REDIS_URL, else REDIS_HOST (127.0.0.1) /
@@ -85,10 +87,14 @@ depth=""
 if [ "$api_ok" = 1 ]; then
   if status=$(curl -sS -f --max-time 10 "$API/api/v1/system/status" 2>&1) &&
     printf '%s' "$status" | jq -e '.data' >/dev/null 2>&1; then
-    api_db=$(printf '%s' "$status" | jq -r '.data.database // "missing"')
+    api_db=$(printf '%s' "$status" | jq -r 'if .data.database.connected == true then "ok"
+      else (.data.database.error // "not connected") end')
     api_redis=$(printf '%s' "$status" | jq -r '.data.redis // "missing"')
     [ "$api_db" = ok ] || fail MySQL "as seen by the API at $API" "$api_db"
     [ "$api_redis" = ok ] || fail Redis "as seen by the API at $API" "$api_redis"
+    printf 'stats: active_items=%s unacked_alerts=%s\n' \
+      "$(printf '%s' "$status" | jq -r '.data.stats.active_items // 0')" \
+      "$(printf '%s' "$status" | jq -r '.data.stats.unacked_alerts // 0')"
     depth=$(printf '%s' "$status" | jq -r '.data.queues.tasks // empty')
     printf 'queues: tasks=%s results=%s dead_letter=%s\n' "${depth:-?}" \
       "$(printf '%s' "$status" | jq -r '.data.queues.results // "?"')" \

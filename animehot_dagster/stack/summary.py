@@ -10,10 +10,12 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from animehot_dagster.api.queries import leaderboard_json
+from animehot_dagster.api.params import leaderboard_hours
+from animehot_dagster.api.views import leaderboard_json
 from animehot_dagster.domain.leaderboard import LeaderboardType
 from animehot_dagster.domain.scores import hot_score, liquidity_index
 from animehot_dagster.domain.timebuckets import hour_bucket, rfc3339_jst, to_unix
+from animehot_dagster.storage.api_reads import ranked
 from animehot_dagster.storage.schema import crawl_log, ip_metadata, ip_stats_hourly
 
 LEADERBOARD_LIMIT = 10
@@ -139,12 +141,14 @@ def add_truth(rows: list[IpRow], simulator_url: str, clock: MarketClock) -> None
 
 
 def leaderboard_of(engine: Engine, rows: list[IpRow]) -> dict:
-    """The hot leaderboard over the hours the crawls fell in, as ``GET /api/v1/leaderboard``
-    serves it once the last of those hours is complete (it ranks complete hours only)."""
+    """The hot leaderboard over the hours the crawls fell in, in the API's wire shape, as
+    ``GET /api/v1/leaderboard`` serves it once the last of those hours is complete (it ranks
+    complete hours only)."""
     first = min(hour_bucket(r.first_crawl) for r in rows)
     complete_at = hour_bucket(max(r.last_crawl for r in rows)) + timedelta(hours=1)
-    hours = int((complete_at - first) / timedelta(hours=1))
-    board = leaderboard_json(engine, LeaderboardType.HOT, hours, LEADERBOARD_LIMIT, complete_at)
+    hours = leaderboard_hours(int((complete_at - first) / timedelta(hours=1)))
+    span, entries, names = ranked(engine, LeaderboardType.HOT, hours, LEADERBOARD_LIMIT, complete_at)
+    board = leaderboard_json(LeaderboardType.HOT.value, hours, span, entries, names)
     return {"as_of": rfc3339_jst(complete_at), "request": f"/api/v1/leaderboard?type=hot&hours={hours}", **board}
 
 
@@ -202,7 +206,7 @@ def format_summary(summary: dict) -> str:
     board = summary["leaderboard"]
     if board:
         lines += ["", f"Hot leaderboard ({board['request']}, as it reads from {board['as_of']}):"]
-        lines += [f"  {e['rank']:>2}. {_clip(e['name'], 24)} hot {e['hot_score']:>8.1f}  in {e['inflow']:>5}  "
+        lines += [f"  {e['rank']:>2}. {_clip(e['ip_name'], 24)} hot {e['score']:>8.1f}  in {e['inflow']:>5}  "
                   f"out {e['outflow']:>5}" for e in board["items"]]
     lines += [""] + [f"{name:<12} {url}" for name, url in summary["urls"].items()]
     return "\n".join(lines)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import httpx
 import redis
 import sqlalchemy as sa
 
+from animehot_dagster.domain.timebuckets import hour_bucket
 from animehot_dagster.queue import keys
 from animehot_dagster.settings import Settings, SettingsError, load_settings
 from animehot_dagster.stack.system import redact
@@ -97,13 +99,18 @@ def _data_flow(settings: Settings, api_url: str, min_crawls: int) -> list[Check]
             crawls = dict(connection.execute(
                 sa.select(crawl_log.c.ip_id, sa.func.count()).group_by(crawl_log.c.ip_id)).all())
             with_hours = {ip for (ip,) in connection.execute(sa.select(ip_stats_hourly.c.ip_id).distinct())}
+            # the API serves complete hours only (SPEC §9): the current one is still counted
+            complete = {ip for (ip,) in connection.execute(
+                sa.select(ip_stats_hourly.c.ip_id).where(ip_stats_hourly.c.hour_bucket < hour_bucket(datetime.now(UTC)))
+                .distinct())}
     finally:
         engine.dispose()
     if not active:
         return [Check("IPs", False, "no active IP: import some (animehot import FILE)")]
     short = [f"{active[ip]} ({crawls.get(ip, 0)})" for ip in active if crawls.get(ip, 0) < min_crawls]
     unmeasured = [active[ip] for ip in active if ip not in with_hours]
-    served = _check("API serves the figures", lambda: _api_serves(api_url, sorted(set(active) & with_hours)))
+    served = _check("API serves the figures", lambda: _api_serves(
+        api_url, sorted(set(active) & complete), sorted(set(active) & (with_hours - complete))))
     return [
         Check("crawls", not short,
               f"every active IP ({len(active)}) crawled at least {min_crawls}×" if not short
@@ -115,16 +122,25 @@ def _data_flow(settings: Settings, api_url: str, min_crawls: int) -> list[Check]
     ]
 
 
-def _api_serves(api_url: str, ip_ids: list[int]) -> tuple[bool, str]:
+def _api_serves(api_url: str, complete: list[int], current_only: list[int]) -> tuple[bool, str]:
+    """IPs with complete hours must have them in ``data.stats`` of their hourly stats (the wire
+    shape of SPEC §9); IPs measured in the current hour only must at least be served."""
     empty = []
     with httpx.Client(base_url=api_url, timeout=TIMEOUT) as client:
-        for ip_id in ip_ids:
+        for ip_id in complete:
             answer = client.get(f"/api/v1/ips/{ip_id}/stats/hourly", params={"limit": 168})
-            if answer.status_code != 200 or not answer.json()["data"]["items"]:
+            if answer.status_code != 200 or not answer.json()["data"]["stats"]:
+                empty.append(f"{ip_id} ({answer.status_code})")
+        for ip_id in current_only:
+            answer = client.get(f"/api/v1/ips/{ip_id}")
+            if answer.status_code != 200 or answer.json()["data"]["id"] != ip_id:
                 empty.append(f"{ip_id} ({answer.status_code})")
     if empty:
-        return False, f"/api/v1/ips/{{id}}/stats/hourly empty or failing for {', '.join(empty)}"
-    return True, f"hourly stats served for {len(ip_ids)} IP(s)"
+        return False, f"/api/v1/ips/{{id}} or its /stats/hourly empty or failing for {', '.join(empty)}"
+    detail = f"hourly stats served for {len(complete)} IP(s)"
+    if current_only:
+        detail += f"; {len(current_only)} measured in the current hour only (served once it is complete)"
+    return True, detail
 
 
 def _metrics(metrics_url: str) -> tuple[bool, str]:

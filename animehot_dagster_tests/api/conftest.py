@@ -1,5 +1,6 @@
 """Fixtures of the API tests: data put in MySQL by the real ingest path, a bytes Redis client,
-the app on a TestClient, and a real uvicorn server on a free port."""
+the app on a TestClient that checks every answer against the wire contract, and a real uvicorn
+server on a free port."""
 
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ from datetime import timedelta
 import pytest
 import redis
 import uvicorn
-from fastapi.testclient import TestClient
 
 from animehot_dagster.api.app import create_app
 from animehot_dagster.settings import load_settings
 from animehot_dagster.storage.ingest import IngestConfig, apply
+from animehot_dagster_tests.api.contract_check import ContractClient
 from animehot_dagster_tests.conftest import REDIS_URL
 from animehot_dagster_tests.factories import T0, make_ips, on_sale, response, sold
 
@@ -71,8 +72,9 @@ def app(settings, mysql_engine, bytes_redis, market):
 
 
 @pytest.fixture
-def client(app) -> Iterator[TestClient]:
-    with TestClient(app) as test_client:
+def client(app) -> Iterator[ContractClient]:
+    """Every answer it receives is checked against the wire contract."""
+    with ContractClient(app) as test_client:
         yield test_client
 
 

@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import pytest
 import redis
-from fastapi.testclient import TestClient
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -15,7 +14,8 @@ from animehot_dagster.api.app import create_app
 from animehot_dagster.settings import SettingsError, load_settings
 from animehot_dagster.storage.ingest import IngestConfig, apply
 from animehot_dagster_tests.api.conftest import NOW, free_port
-from animehot_dagster_tests.api.test_endpoints import err, ok
+from animehot_dagster_tests.api.contract_check import ContractClient as TestClient
+from animehot_dagster_tests.api.test_endpoints import err, ok, whole
 from animehot_dagster_tests.factories import T0, sold
 
 
@@ -23,19 +23,28 @@ def test_cache_miss_then_hit_with_keys_and_ttls(client, market, bytes_redis):
     ip = market["busy"]
     assert ok(client.get(f"/api/v1/ips/{ip}/liquidity"))["from_cache"] is False
     hit = ok(client.get(f"/api/v1/ips/{ip}/liquidity"))
-    assert hit["from_cache"] is True and hit["cached_at"] == "2026-11-02T12:10:00+09:00" and hit["outflow"] == 60
-    for path, key in ((f"/api/v1/ips/{ip}/stats/hourly?limit=5", cache.hourly_stats_key(ip, 5)),
-                      (f"/api/v1/ips/{ip}/items?status=sold&page=2&page_size=7", cache.items_key(ip, "sold", 2, 7))):
-        assert ok(client.get(path))["from_cache"] is False
-        assert ok(client.get(path))["from_cache"] is True
-        assert 0 < bytes_redis.ttl(key) <= 600
+    assert hit["from_cache"] is True and hit["cached_at"] == "2026-11-02T12:10:00+09:00" and hit["on_sale_outflow"] == 60
+    hourly = f"/api/v1/ips/{ip}/stats/hourly?limit=5"
+    assert ok(client.get(hourly))["from_cache"] is False
+    assert ok(client.get(hourly))["from_cache"] is True
+    assert 0 < bytes_redis.ttl(cache.hourly_stats_key(ip, 5)) <= 600
+    items = f"/api/v1/ips/{ip}/items?status=sold&page=2&page_size=7"  # a list: the flag beside data
+    assert whole(client.get(items))["from_cache"] is False
+    cached_items = whole(client.get(items))
+    assert cached_items["from_cache"] is True and len(cached_items["data"]) == 7 and cached_items["total"] == 60
+    assert 0 < bytes_redis.ttl(cache.items_key(ip, "sold", 2, 7)) <= 600
+    # the default and the clamped page size share one key
+    whole(client.get(f"/api/v1/ips/{ip}/items?page_size=0"))
+    assert whole(client.get(f"/api/v1/ips/{ip}/items"))["from_cache"] is True
     assert 0 < bytes_redis.ttl(cache.liquidity_key(ip)) <= 600
     # a ranged hourly read is never cached
     assert ok(client.get(f"/api/v1/ips/{ip}/stats/hourly?start=2026-11-01"))["from_cache"] is False
     # leaderboards: one key per type/window whatever the limit; 1h windows end at the next hour
     assert ok(client.get("/api/v1/leaderboard?hours=3&limit=1"))["from_cache"] is False
     again = ok(client.get("/api/v1/leaderboard?hours=3&limit=2"))
-    assert again["from_cache"] is True and len(again["items"]) == 2 and again["limit"] == 2
+    assert again["from_cache"] is True and len(again["items"]) == 2 and again["limit"] == again["count"] == 2
+    assert ok(client.get("/api/v1/leaderboard?hours=30"))["from_cache"] is False  # 30 → the 24 h board
+    assert ok(client.get("/api/v1/leaderboard?hours=24"))["from_cache"] is True
     assert 0 < bytes_redis.ttl(cache.leaderboard_key("hot", 3)) <= 600
     ok(client.get("/api/v1/leaderboard?hours=24&type=outflow"))
     assert 3000 < bytes_redis.ttl(cache.leaderboard_key("outflow", 24)) <= 3600
@@ -64,7 +73,8 @@ def test_a_processed_crawl_invalidates_its_ip_and_the_hourly_leaderboards(client
     deleted = cache.invalidate_after_crawl(bytes_redis, ip)
     assert deleted == 2  # its liquidity key and the one 1h leaderboard cached
     fresh = ok(client.get(f"/api/v1/ips/{ip}/liquidity"))
-    assert (fresh["from_cache"], fresh["hour"], fresh["outflow"]) == (False, "2026-11-02T12:00:00+09:00", 1)
+    # read afresh: its item is now known sold (the 12:00 hour itself is not complete yet)
+    assert (fresh["from_cache"], fresh["sold_total"]) == (False, 1)
     assert ok(client.get(f"/api/v1/ips/{market['calm']}/liquidity"))["from_cache"] is True  # other IPs kept
     assert ok(client.get("/api/v1/leaderboard?hours=24"))["from_cache"] is True  # rollup windows kept
     assert ok(client.get("/api/v1/leaderboard?hours=1&type=outflow"))["from_cache"] is False
@@ -74,9 +84,11 @@ def test_a_processed_crawl_invalidates_its_ip_and_the_hourly_leaderboards(client
 
 def test_updates_through_the_api_drop_the_ip_cache(client, market):
     ip = market["calm"]
-    ok(client.get(f"/api/v1/ips/{ip}/items"))
+    whole(client.get(f"/api/v1/ips/{ip}/items"))
+    ok(client.get(f"/api/v1/ips/{ip}/liquidity"))
     ok(client.put(f"/api/v1/ips/{ip}", json={"weight": 2}))
-    assert ok(client.get(f"/api/v1/ips/{ip}/items"))["from_cache"] is False
+    assert whole(client.get(f"/api/v1/ips/{ip}/items"))["from_cache"] is False
+    assert ok(client.get(f"/api/v1/ips/{ip}/liquidity"))["from_cache"] is False
 
 
 def test_redis_down_degrades_to_uncached_reads(settings, mysql_engine, market):
@@ -88,10 +100,11 @@ def test_redis_down_degrades_to_uncached_reads(settings, mysql_engine, market):
         for _ in range(2):
             assert ok(client.get(f"/api/v1/ips/{market['busy']}/liquidity"))["from_cache"] is False
             assert ok(client.get("/api/v1/leaderboard?hours=3"))["from_cache"] is False
-        assert ok(client.get(f"/api/v1/ips/{market['busy']}/items"))["total"] == 90
+        assert whole(client.get(f"/api/v1/ips/{market['busy']}/items"))["total"] == 90
         status = ok(client.get("/api/v1/system/status"))
-        assert status["database"] == "ok" and status["redis"].startswith("error")
-        assert status["scheduler"] == {"total_ips": None, "overdue_ips": None}
+        assert status["database"]["connected"] is True and status["redis"].startswith("error")
+        assert status["status"] == "degraded"
+        assert status["scheduler"] == {"running": False, "total_ips": 0, "overdue_ips": 0}
         err(client.get("/api/v1/system/scheduler"), 503)
         err(client.post(f"/api/v1/ips/{market['busy']}/trigger"), 503, "Redis")
         assert ok(client.put(f"/api/v1/ips/{market['busy']}", json={"status": "paused"}))["status"] == "paused"
@@ -118,18 +131,25 @@ def test_prod_refuses_to_start_without_admin_key(mysql_engine, bytes_redis):
     create_app(load_settings({"APP_ENV": "prod", "ADMIN_API_KEY": "k"}), mysql_engine, bytes_redis)
 
 
-def test_admin_import_reports_rows_and_schedules_new_ips(client, bytes_redis):
+def test_admin_import_reports_rows_and_schedules_new_ips(client, bytes_redis, market):
     headers = {"X-API-Key": "s3cret"}
     body = {"ips": [{"name": "呪術廻戦", "category": "anime"}, {"name": "鬼滅の刃", "weight": 2},
                     {"category": "anime"}, "oops"], "upsert": True}
     report = ok(client.post("/api/v1/admin/import", json=body, headers=headers))
     assert (report["created"], report["updated"], report["failed"]) == (1, 1, 2)
-    assert [f["index"] for f in report["details"]["failed"]] == [2, 3]
-    new_id = report["details"]["created"][0]["id"]
+    # one detail per row, in the order sent, as the original reports them
+    assert [(d["name"], d["status"], d["error"] is None) for d in report["details"]] == \
+        [("呪術廻戦", "created", True), ("鬼滅の刃", "updated", True), ("", "failed", False), ("", "failed", False)]
+    new_id = report["details"][0]["id"]
+    assert report["details"][1]["id"] == market["calm"] and report["details"][2]["id"] is None
     from animehot_dagster.queue.schedule import ScheduleStore
     assert new_id in dict(ScheduleStore(bytes_redis).entries())
-    no_upsert = ok(client.post("/api/v1/admin/import", json={"ips": [{"name": "呪術廻戦"}]}, headers=headers))
-    assert no_upsert["failed"] == 1 and "upsert" in no_upsert["details"]["failed"][0]["reason"]
+    # upsert defaults to true
+    again = ok(client.post("/api/v1/admin/import", json={"ips": [{"name": "呪術廻戦", "weight": 3}]}, headers=headers))
+    assert (again["updated"], again["details"][0]["id"]) == (1, new_id)
+    no_upsert = ok(client.post("/api/v1/admin/import", json={"ips": [{"name": "呪術廻戦"}], "upsert": False},
+                               headers=headers))
+    assert no_upsert["failed"] == 1 and "upsert" in no_upsert["details"][0]["error"]
     err(client.post("/api/v1/admin/import", json={"rows": []}, headers=headers), 400, "ips")
     err(client.post("/api/v1/admin/import", content=b"[", headers={**headers, "content-type": "application/json"}), 400)
 

@@ -49,7 +49,7 @@ def test_api_over_a_socket_and_metrics_on_their_port(settings, mysql_engine, byt
                 assert client.get(f"/api/v1/ips/{market['busy']}/liquidity").status_code == 200
             assert client.get("/api/v1/ips/9999").status_code == 404
             assert client.get("/api/v1/leaderboard", params={"hours": 3}).json()["data"]["items"]
-            assert client.post(f"/api/v1/ips/{market['calm']}/trigger").status_code == 202
+            assert client.post(f"/api/v1/ips/{market['calm']}/trigger").status_code == 200
             bytes_redis.incr(keys.FAILED_RUNS)
             bytes_redis.rpush(keys.RESULTS_DEADLETTER, b"{}")
             assert client.get("/nowhere").status_code == 404
@@ -61,7 +61,7 @@ def test_api_over_a_socket_and_metrics_on_their_port(settings, mysql_engine, byt
     assert sample(after, "animetop_http_requests_total", method="GET", route=route, status="200") == 3
     assert sample(after, "animetop_http_requests_total", method="GET", route="/api/v1/ips/{ip_id}", status="404") == 1
     assert sample(after, "animetop_http_requests_total", method="POST", route="/api/v1/ips/{ip_id}/trigger",
-                  status="202") == 1
+                  status="200") == 1
     assert sample(after, "animetop_http_requests_total", method="GET", route="other", status="404") == 1
     assert sample(after, "animetop_http_request_duration_seconds_count", route=route) == 3
     assert sample(after, "animetop_db_query_duration_seconds_count") > sample(before, "animetop_db_query_duration_seconds_count")

@@ -1,6 +1,6 @@
 """Schemathesis over /openapi.json: no server error, and every response (status code, content
-type, body) conforms to the document the service publishes. Bounded: a few dozen examples per
-operation."""
+type, body) conforms to the document the service publishes and to the wire contract
+(``api/contract/*.json``). Bounded: a few dozen examples per operation."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from schemathesis.specs.openapi.checks import (
 
 from animehot_dagster.api.app import create_app
 from animehot_dagster_tests.api.conftest import NOW
+from animehot_dagster_tests.api.contract_check import check as contract_check
 
 # Invalid inputs must be refused with a documented status, never a server error.
 NEGATIVE_CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance]
@@ -35,7 +36,10 @@ def _runner(operation, mode, checks):
         # With the right key most of the time, so the admin operations run past the 401.
         if case.headers is None or sum(map(ord, repr(case.query))) % 3:
             case.headers = {**(case.headers or {}), "X-API-Key": "s3cret"}
-        case.call_and_validate(checks=checks)
+        response = case.call_and_validate(checks=checks)
+        content_type = response.headers.get("content-type") or ""
+        if (content_type[0] if isinstance(content_type, list) else content_type).startswith("application/json"):
+            contract_check(case.method, case.formatted_path, response.status_code, response.json())
 
     return check
 

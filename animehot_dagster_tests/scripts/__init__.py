@@ -15,7 +15,7 @@ from pathlib import Path
 import redis
 import sqlalchemy as sa
 
-from animehot_dagster.api.queries import ack_alert
+from animehot_dagster.storage.api_writes import ack_alert
 from animehot_dagster.storage.ingest import IngestConfig, apply
 from animehot_dagster.storage.rollups import rollup_day, rollup_week
 from animehot_dagster.storage.schema import ip_alerts

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import re
+import shlex
+import subprocess
 import time
 
 import sqlalchemy as sa
@@ -31,6 +33,7 @@ def test_health_check_passes_on_a_running_system_and_names_redis_when_it_stops(a
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
     assert healthy.stdout.strip().splitlines()[-1] == "OK: All health checks passed"
     assert "queues: tasks=0 results=0 dead_letter=0" in healthy.stdout
+    assert "stats: active_items=0 unacked_alerts=0" in healthy.stdout
     assert "WARNING" not in healthy.stdout + healthy.stderr
 
     redis_server.stop()
@@ -41,6 +44,23 @@ def test_health_check_passes_on_a_running_system_and_names_redis_when_it_stops(a
     assert "OK: All health checks passed" not in broken.stdout
     assert "ok: API" in broken.stdout and "ok: MySQL" in broken.stdout  # the others still pass
     assert "ERROR: API health check" not in broken.stderr and "ERROR: MySQL health check" not in broken.stderr
+
+
+def test_the_manuals_jq_lines_read_the_api(api):
+    """Manual §5.3: ``curl -sf …/api/v1/system/status | jq -r '.data.stats.active_items // 0'``
+    gives a number (the original's shape), and the list endpoints put their array in data."""
+    def jq(path: str, expression: str) -> str:
+        result = subprocess.run(f"curl -sf {api.url}{path} | jq -r {shlex.quote(expression)}", shell=True,
+                                capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    assert jq("/api/v1/system/status", ".data.stats.active_items // 0").isdigit()
+    assert jq("/api/v1/system/status", ".data.database.connected") == "true"
+    assert jq("/api/v1/system/scheduler", ".data.schedules | length").isdigit()
+    assert jq("/api/v1/ips", ".data | type") == "array"
+    assert jq("/api/v1/ips", ".page_size") == "20"
+    assert jq("/health", ".status") == "ok"
 
 
 def test_health_check_warns_about_a_deep_task_queue(api, empty_url, redis_server):
