@@ -82,14 +82,11 @@ def up_command(components: str, ips: str | None, workdir: str | None) -> None:
         try:
             system.start()
             _echo(f"running; state in {system.state_file}; Ctrl-C stops it")
-            # As under Compose, a piece that dies does not take the others down: it is reported
-            # (and `animehot verify` names it) while the rest keeps running.
-            reported: set[str] = set()
+            # As under Compose with `restart: unless-stopped`, a piece that dies does not take the
+            # others down: it is reported and restarted with backoff, each time, while the rest
+            # keeps running; system.env follows the restarted processes.
             while not stop.requested.wait(1):
-                for service in system.stack.exited():
-                    if service.name not in reported:
-                        reported.add(service.name)
-                        _echo(f"ERROR: {service.exit_report()}")
+                system.supervise()
         except (StartupFailed, ServiceExited, CommandFailed, TimeoutError) as exc:
             raise click.ClickException(str(exc)) from None
         finally:

@@ -41,11 +41,16 @@ def free_port(preferred: int | None = None) -> int:
     raise OSError("no free port")
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class Service:
     name: str
     process: subprocess.Popen
     log: Path
+    args: tuple[str, ...] = ()
+    env: dict[str, str] | None = None  # added to the stack's environment for this process only
+    started_at: float = dataclasses.field(default_factory=time.monotonic)
+    restarts: int = 0
+    stopped: bool = False  # stopped on purpose: not to be restarted
 
     def tail(self, lines: int = 40) -> str:
         try:
@@ -75,14 +80,29 @@ class Stack:
     def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> Service:
         """Start ``args`` with the stack's environment, ``env`` added for this process only."""
         log = self.workdir / f"{name}.log"
+        service = Service(name, self._spawn(args, env, log), log, args=tuple(args), env=env)
+        self.services.append(service)
+        return service
+
+    def restart(self, service: Service) -> None:
+        """Start ``service`` again, as it was started, its output appended to the same log; the
+        new process replaces the dead one in ``service`` (so ``stop`` ends the new one)."""
+        if service.process.poll() is None:
+            raise RuntimeError(f"{service.name} is still running (pid {service.process.pid})")
+        service.restarts += 1
+        with service.log.open("ab") as out:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            out.write(f"--- {stamp} restart #{service.restarts} of {service.name} by the supervisor "
+                      f"(the previous process exited with {service.process.returncode}) ---\n".encode())
+        service.process = self._spawn(service.args, service.env, service.log)
+        service.started_at = time.monotonic()
+
+    def _spawn(self, args, env: dict[str, str] | None, log: Path) -> subprocess.Popen:
         with log.open("ab") as out:
-            process = subprocess.Popen(
+            return subprocess.Popen(
                 list(args), cwd=self.cwd, env={**self.env, **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )
-        service = Service(name, process, log)
-        self.services.append(service)
-        return service
 
     def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         """Run a command to completion; raise with its output when it fails."""
@@ -110,6 +130,8 @@ class Stack:
             time.sleep(0.5)
 
     def stop(self, timeout: float = STOP_TIMEOUT, on_stop=None) -> None:
+        for service in self.services:  # first, so that no supervisor brings one back meanwhile
+            service.stopped = True
         for service in reversed(self.services):
             if on_stop is not None:
                 on_stop(service)
@@ -121,6 +143,66 @@ class Stack:
             for pid in pids_with_env("DAGSTER_HOME", home):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+
+
+@dataclasses.dataclass(frozen=True)
+class RestartPolicy:
+    """Compose's ``restart: unless-stopped`` with Docker's backoff: a piece that exits is started
+    again after ``first_delay``, the delay doubling with each restart up to ``max_delay``; a
+    piece that then stays up for ``reset_after`` starts over from ``first_delay``."""
+
+    first_delay: float = 1.0
+    max_delay: float = 30.0
+    reset_after: float = 60.0
+
+    def delay(self, consecutive: int) -> float:
+        """The wait before restart number ``consecutive`` (0: the first since the piece was up)."""
+        return min(self.max_delay, self.first_delay * 2 ** min(consecutive, 30))
+
+
+class Supervisor:
+    """Restarts the pieces of a :class:`Stack` that die, with :class:`RestartPolicy` backoff,
+    and reports each death and each restart through ``log``. Call :meth:`poll` often (every
+    second or so); it returns the services it restarted. A piece stopped by ``Stack.stop`` is
+    never restarted."""
+
+    def __init__(self, stack: Stack, log=print, policy: RestartPolicy | None = None) -> None:
+        self.stack = stack
+        self.log = log
+        self.policy = policy or RestartPolicy()
+        self._due: dict[int, float] = {}  # id(service) -> when its restart is due
+        self._consecutive: dict[int, int] = {}  # id(service) -> restarts since it was last up long
+
+    def poll(self) -> list[Service]:
+        now = time.monotonic()
+        restarted = []
+        for service in list(self.stack.services):
+            key = id(service)
+            if service.stopped:
+                self._due.pop(key, None)
+                continue
+            if service.process.poll() is None:
+                if now - service.started_at >= self.policy.reset_after:
+                    self._consecutive.pop(key, None)
+                continue
+            if key not in self._due:
+                delay = self.policy.delay(self._consecutive.get(key, 0))
+                self._due[key] = now + delay
+                self.log(f"ERROR: {service.exit_report()}\nrestarting {service.name} in {delay:g} s "
+                         f"(restart #{service.restarts + 1})")
+                continue
+            if now < self._due[key]:
+                continue
+            del self._due[key]
+            self._consecutive[key] = self._consecutive.get(key, 0) + 1
+            try:
+                self.stack.restart(service)
+            except OSError as exc:  # the binary went away, the directory is gone: try again later
+                self.log(f"ERROR: could not restart {service.name}: {exc}")
+                continue
+            self.log(f"restarted {service.name} (pid {service.process.pid}, restart #{service.restarts})")
+            restarted.append(service)
+        return restarted
 
 
 def terminate(process: subprocess.Popen, timeout: float = STOP_TIMEOUT, first_signal: int = signal.SIGTERM) -> None:

@@ -7,6 +7,11 @@ and ``DAGSTER_MYSQL_URL`` switch each to the configured server.
 
 The pieces: the market simulator standing in for Mercari, one crawler node, the code location as
 a gRPC code server, the Dagster daemon and webserver, and the API with its metrics.
+
+While it runs, :meth:`LocalSystem.supervise` restarts a piece that dies, as Compose's
+``restart: unless-stopped`` does, with backoff, reporting each death and restart; the embedded
+Redis keeps an append-only file (fsync every second) in the run directory, so that its restart
+finds the queues as they were up to the last second.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from animehot_dagster.stack.processes import Service, Stack, free_port
+from animehot_dagster.stack.processes import Service, Stack, Supervisor, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -122,6 +127,7 @@ class LocalSystem:
         self.env.setdefault("DAGSTER_GRPC_TIMEOUT_SECONDS", "180")
         self.env["NO_PROXY"] = "127.0.0.1,localhost"
         self.stack = Stack(config.workdir, self.env, cwd=REPO)
+        self.supervisor = Supervisor(self.stack, log=log)
         self.endpoints = Endpoints()
 
     def has(self, component: str) -> bool:
@@ -159,8 +165,11 @@ class LocalSystem:
                 "macOS: brew install redis) or set REDIS_URL to a running Redis"
             )
         port = free_port()
+        # No snapshots, but an append-only file fsynced every second: a crash and restart (by
+        # the supervisor) loses at most the last second of queue writes.
         service = self.stack.start("redis", binary, "--port", str(port), "--bind", "127.0.0.1",
-                                   "--save", "", "--appendonly", "no", "--dir", str(self.config.workdir))
+                                   "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
+                                   "--dir", str(self.config.workdir))
         self.stack.wait_for_log(service, "Ready to accept connections", 30)
         self.endpoints.redis = self.env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
         self.endpoints.redis_pid = service.process.pid
@@ -261,9 +270,25 @@ class LocalSystem:
         return self.config.workdir / "system.env"
 
     def write_state(self) -> None:
+        """system.env: the URLs, and each piece's current pid as ``<NAME>_PID`` (rewritten when
+        the supervisor restarts one)."""
         lines = ["# The running local system (animehot up / make demo): what animehot verify reads."]
-        lines += [f"{name}={value}" for name, value in self.endpoints.as_env().items()]
+        values = self.endpoints.as_env()
+        for service in self.stack.services:
+            values.setdefault(f"{service.name.upper()}_PID", str(service.process.pid))
+        lines += [f"{name}={value}" for name, value in values.items()]
         self.state_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    def supervise(self) -> list[Service]:
+        """One round of supervision (call it every second or so): restart what died, with
+        backoff; returns what was restarted."""
+        restarted = self.supervisor.poll()
+        for service in restarted:
+            if service.name == "redis":
+                self.endpoints.redis_pid = service.process.pid
+        if restarted:
+            self.write_state()
+        return restarted
 
     def stop_dispatching(self) -> None:
         """Stop the cadence sensor, as an operator would, so that the system can drain."""
