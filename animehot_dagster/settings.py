@@ -132,6 +132,9 @@ class Settings:
 
     browser_max_concurrency: int = _env("BROWSER_MAX_CONCURRENCY", 2)
     browser_max_fetch_count: int = _env("BROWSER_MAX_FETCH_COUNT", 120)
+    # How a crawler node spends a task's pages (crawler.crawl.PagePlan): "counts" (one sold
+    # page, the rest on sale) or "window" (the task's own page counts, as the original nodes).
+    crawler_page_plan: str = _env("CRAWLER_PAGE_PLAN", "counts")
     browser_page_timeout: timedelta = _env("BROWSER_PAGE_TIMEOUT", timedelta(seconds=60))
     browser_task_timeout: timedelta = _env("BROWSER_TASK_TIMEOUT", timedelta(minutes=12))
     max_tasks: int = _env("MAX_TASKS", 50)
@@ -256,6 +259,8 @@ def _check(settings: Settings) -> list[str]:
     for name in _PORTS:
         if not 0 < getattr(settings, name) < 65536:
             problems.append(f"{env_name(name)}={getattr(settings, name)}: not a TCP port")
+    if settings.crawler_page_plan not in {"counts", "window"}:
+        problems.append(f"CRAWLER_PAGE_PLAN={settings.crawler_page_plan!r}: must be 'counts' or 'window'")
     if settings.app_env not in {"local", "prod"}:
         problems.append(f"APP_ENV={settings.app_env!r}: must be 'local' or 'prod'")
     if settings.scheduler_min_interval > settings.scheduler_max_interval:

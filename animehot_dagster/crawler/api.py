@@ -26,6 +26,7 @@ from animehot_dagster.crawler.parse import (
     PAGE_SIZE,
     items_from_api_response,
     next_page_token,
+    result_count,
 )
 
 SEARCH_PATH = "/v2/entities:search"
@@ -84,7 +85,11 @@ def page_from_api_response(status: int, body: bytes, web_url: str) -> SearchPage
         document = None
     if isinstance(document, dict) and isinstance(document.get("items"), list):
         items = items_from_api_response(document, web_url)
-        return SearchPage(items=items, next_page_token=next_page_token(document) if len(items) >= PAGE_SIZE else "")
+        # Full pages hold a few items less than the page size (the search filters after paging):
+        # only the site knows whether another page follows.
+        return SearchPage(
+            items=items, next_page_token=next_page_token(document) if items else "", num_found=result_count(document)
+        )
     text = body.decode("utf-8", "replace")
     title_node = LexborHTMLParser(text).css_first("title") if "<" in text else None
     snapshot = PageSnapshot(status=status, title=title_node.text() if title_node else "", html=text)

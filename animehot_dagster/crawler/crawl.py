@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import enum
 import logging
 import random
 import socket
@@ -47,6 +48,23 @@ log = logging.getLogger(__name__)
 NODE_NAME = socket.gethostname()
 
 
+class PagePlan(enum.Enum):
+    """How a task's page budget (pages on sale + pages sold) is spent (SPEC §4.1).
+
+    COUNTS: the sold phase reads one page (its result count gives the sales, its newest sales
+    the prices) and the on-sale phase the rest, so busy IPs' new listings fit in the window.
+    WINDOW: each phase reads the pages the task names, as the original nodes do.
+    """
+
+    COUNTS = "counts"
+    WINDOW = "window"
+
+    def phase_pages(self, pages_on_sale: int, pages_sold: int) -> tuple[int, int]:
+        if self is PagePlan.WINDOW or not pages_sold or not pages_on_sale:
+            return pages_on_sale, pages_sold
+        return pages_on_sale + pages_sold - 1, 1
+
+
 @dataclasses.dataclass(frozen=True)
 class CrawlerConfig:
     web_url: str
@@ -66,6 +84,7 @@ class CrawlerConfig:
     proxy_cooldown_seconds: float = 600.0
     pinned_mode: Mode | None = None  # None: API first, browser as fallback
     policy: ResiliencePolicy = dataclasses.field(default_factory=ResiliencePolicy)
+    page_plan: PagePlan = PagePlan.COUNTS
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> CrawlerConfig:
@@ -83,6 +102,7 @@ class CrawlerConfig:
             "proxy_auto_switch": settings.proxy_auto_switch,
             "proxy_failure_threshold": settings.proxy_failure_threshold,
             "proxy_cooldown_seconds": settings.proxy_cooldown.total_seconds(),
+            "page_plan": PagePlan(settings.crawler_page_plan),
         }
         return cls(**values | overrides)
 
@@ -101,9 +121,15 @@ class _TaskProgress:
     items: dict[str, Item] = dataclasses.field(default_factory=dict)
     pages_crawled: int = 0
     failures: list[CrawlError] = dataclasses.field(default_factory=list)
+    # Per phase (sold?): the result count its first page told, and whether pages were left.
+    found: dict[bool, int | None] = dataclasses.field(default_factory=dict)
+    more: dict[bool, bool] = dataclasses.field(default_factory=dict)
 
-    def page_done(self, page: SearchPage) -> None:
+    def page_done(self, query: SearchQuery, index: int, page: SearchPage) -> None:
         self.pages_crawled += 1
+        if index == 0:
+            self.found[query.sold] = page.num_found
+        self.more[query.sold] = bool(page.next_page_token)
         for item in page.items:
             # A later sighting is newer (the sold phase can see an item listed as on sale).
             self.items[item.source_id] = item
@@ -124,6 +150,9 @@ class _TaskProgress:
             pages_crawled=self.pages_crawled,
             retry_count=request.retry_count,
             crawler_node=NODE_NAME,
+            found_on_sale=self.found.get(False),
+            found_sold=self.found.get(True),
+            on_sale_more=self.more.get(False, False),
         )
 
 
@@ -164,6 +193,7 @@ class Crawler:
         pages_on_sale, pages_sold = request.pages_on_sale, request.pages_sold
         if not pages_on_sale and not pages_sold:  # proto3 leaves zeros out: the task said nothing
             pages_on_sale, pages_sold = self.config.pages_on_sale, self.config.pages_sold
+        pages_on_sale, pages_sold = self.config.page_plan.phase_pages(pages_on_sale, pages_sold)
         progress = _TaskProgress()
         context = {"task_id": request.task_id, "ip_id": request.ip_id, "keyword": request.keyword}
         started = time.monotonic()
@@ -207,7 +237,7 @@ class Crawler:
                 progress.failures.append(error)
                 token = page_token_for(index + 1)
                 continue
-            progress.page_done(page)
+            progress.page_done(query, index, page)
             if not page.next_page_token:
                 return
             token = page.next_page_token

@@ -16,7 +16,8 @@ class SearchQuery:
 @dataclasses.dataclass(frozen=True)
 class SearchPage:
     items: list[Item]
-    next_page_token: str  # "" when this was the last page (short, empty, or the site says so)
+    next_page_token: str  # "" when this was the last page (empty, or the site says so)
+    num_found: int | None = None  # the search's result count, when the page tells it
 
 
 def page_token_for(index: int) -> str:

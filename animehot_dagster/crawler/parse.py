@@ -16,7 +16,7 @@ from urllib.parse import urljoin
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from animehot_dagster.domain.messages import Item, ItemStatus
+from animehot_dagster.domain.messages import MAX_UNIX_SECONDS, Item, ItemStatus
 from animehot_dagster.domain.scores import NO_PRICE
 
 MERCARI_WEB_URL = "https://jp.mercari.com"
@@ -159,6 +159,8 @@ def _api_item(entry: Mapping[str, Any], web_url: str) -> Item | None:
         price = 0
     thumbnails = entry.get("thumbnails") or []
     return Item(
+        created=_unix_seconds(entry.get("created")),
+        updated=_unix_seconds(entry.get("updated")),
         source_id=f"shops_{item_id}" if is_shop else item_id,
         title=str(entry.get("name") or ""),
         price=price,
@@ -173,6 +175,25 @@ def items_from_api_response(body: Mapping[str, Any], web_url: str = MERCARI_WEB_
     skipped."""
     entries = body.get("items") or []
     return [item for entry in entries if isinstance(entry, Mapping) and (item := _api_item(entry, web_url))]
+
+
+def _unix_seconds(value: Any) -> int:
+    """A time the API writes as unix seconds in a string; 0 (not reported) when it is not one."""
+    try:
+        seconds = int(value)
+    except (TypeError, ValueError):
+        return 0
+    return seconds if 0 < seconds <= MAX_UNIX_SECONDS else 0
+
+
+def result_count(body: Mapping[str, Any]) -> int | None:
+    """``meta.numFound``: how many results the search counts (a little more than it serves)."""
+    meta = body.get("meta")
+    try:
+        count = int(meta.get("numFound")) if isinstance(meta, Mapping) else None
+    except (TypeError, ValueError):
+        return None
+    return count if count is not None and count >= 0 else None
 
 
 def next_page_token(body: Mapping[str, Any]) -> str:

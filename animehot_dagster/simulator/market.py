@@ -149,6 +149,60 @@ class KeywordProfile:
 
 
 @dataclasses.dataclass(frozen=True)
+class Realism:
+    """How the search departs from a plain filter of the market, as measured on recorded real
+    responses (each part can be switched off). ``/__truth`` ignores all of it: it counts every
+    listing and sale, whether or not the search shows it.
+
+    - Some matching listings are filtered out of the pages after ``numFound`` was counted:
+      above ``exact_count_up_to`` results the count exceeds what the pages return by a few per
+      cent, and full pages hold 116-119 items instead of 120.
+    - Sellers cut the price of some listings; an edited listing is served by its edit time,
+      among the newest, with ``updated`` at the edit.
+    - A sold listing's ``updated`` is stamped by later transaction events on a ten-minute grid
+      (shipping, rating; items bought together share one), not by the sale.
+    - A new listing reaches the search index ``index_delay_seconds`` after it is listed.
+    - Sellers delete some sold listings later: they leave the search and its count.
+    """
+
+    hidden_fraction: float = 0.03
+    exact_count_up_to: int = 19
+    edit_probability: float = 0.3
+    mean_hours_to_edit: float = 30.0
+    edit_price_factor: float = 0.9
+    transaction_updates: bool = True
+    index_delay_seconds: int = 60
+    sold_delete_fraction: float = 0.03
+    mean_hours_to_delete: float = 96.0
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("hidden_fraction", "edit_probability", "sold_delete_fraction"):
+            if not 0 <= getattr(self, name) <= 1:
+                problems.append(f"{name} must be within 0..1")
+        for name in ("mean_hours_to_edit", "mean_hours_to_delete", "edit_price_factor"):
+            if getattr(self, name) <= 0:
+                problems.append(f"{name} must be positive")
+        if self.index_delay_seconds < 0 or self.exact_count_up_to < 0:
+            problems.append("index_delay_seconds and exact_count_up_to cannot be negative")
+        if problems:
+            raise ValueError("realism: " + "; ".join(problems))
+
+    @classmethod
+    def off(cls) -> Realism:
+        """The search as a plain filter of the market (the simulator before these were modelled)."""
+        return cls(
+            hidden_fraction=0.0, edit_probability=0.0, transaction_updates=False, index_delay_seconds=0,
+            sold_delete_fraction=0.0,
+        )
+
+
+REALISTIC = Realism()
+TRANSACTION_GRID_SECONDS = 600
+MEAN_HOURS_TO_SETTLE = 120.0
+
+
+@dataclasses.dataclass(frozen=True)
 class Listing:
     """One listing as the search shows it at ``as_of``."""
 
@@ -220,6 +274,10 @@ class _Listings:
     sale_at: np.ndarray  # NEVER unless it sells
     sold_out_at: np.ndarray  # NEVER unless it sells
     withdrawn_at: np.ndarray  # NEVER unless it is withdrawn
+    hidden: np.ndarray  # counted by the search but filtered from its pages
+    edited_at: np.ndarray  # NEVER unless the seller cuts the price while it is on sale
+    settled_at: np.ndarray  # the last transaction event after SOLD_OUT (NEVER unless it sells)
+    deleted_at: np.ndarray  # NEVER unless the seller deletes it once sold
 
     def __len__(self) -> int:
         return len(self.created)
@@ -228,16 +286,22 @@ class _Listings:
     def concatenate(cls, parts: list[_Listings]) -> _Listings:
         return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(cls)))
 
-    def status_mask(self, as_of: int, horizon_seconds: int, statuses: frozenset[ItemStatus]) -> np.ndarray:
-        visible = (self.created <= as_of) & (self.created > as_of - horizon_seconds)
+    def status_mask(
+        self, as_of: int, horizon_seconds: int, statuses: frozenset[ItemStatus], index_delay: int = 0
+    ) -> np.ndarray:
+        visible = (self.created <= as_of - index_delay) & (self.created > as_of - horizon_seconds)
         selected = np.zeros(len(self), dtype=bool)
         if ItemStatus.ON_SALE in statuses:
             selected |= (self.sale_at > as_of) & (self.withdrawn_at > as_of)
         if ItemStatus.TRADING in statuses:
             selected |= (self.sale_at <= as_of) & (self.sold_out_at > as_of)
         if ItemStatus.SOLD_OUT in statuses:
-            selected |= self.sold_out_at <= as_of
+            selected |= (self.sold_out_at <= as_of) & (self.deleted_at > as_of)
         return visible & selected
+
+    def sort_key(self, as_of: int) -> np.ndarray:
+        """What the created-time sort orders by: an edited listing counts as new at its edit."""
+        return np.where(self.edited_at <= as_of, self.edited_at, self.created)
 
 
 def _keyword_entropy(seed: int, keyword: str) -> tuple[int, ...]:
@@ -245,7 +309,9 @@ def _keyword_entropy(seed: int, keyword: str) -> tuple[int, ...]:
     return tuple(int.from_bytes(digest[i : i + 4], "big") for i in range(0, 16, 4))
 
 
-def _generate_hour(profile: KeywordProfile, entropy: tuple[int, ...], hour: int, horizon_hours: int) -> _Listings:
+def _generate_hour(
+    profile: KeywordProfile, entropy: tuple[int, ...], hour: int, horizon_hours: int, realism: Realism
+) -> _Listings:
     """The listings created in unix hour ``hour`` and their fates. Draw order is part of the
     market's identity: changing it changes every market."""
     rng = np.random.default_rng(np.random.SeedSequence((*entropy, hour)))
@@ -275,13 +341,28 @@ def _generate_hour(profile: KeywordProfile, entropy: tuple[int, ...], hour: int,
     trading_seconds = np.maximum(np.ceil(hours_trading * HOUR).astype(np.int64), 60)
     withdraw_seconds = np.ceil(hours_to_withdraw * HOUR).astype(np.int64)
     withdraws = ~will_sell & (withdraw_seconds < horizon_seconds)
+    sold_out_at = sale_at + trading_seconds
+    # The departures of the search from the market come from a stream of their own, so the
+    # market itself (what is listed and sold, when) is the same with them on or off.
+    extra = np.random.default_rng(np.random.SeedSequence((*entropy, hour, 1)))
+    hidden = extra.random(count) < realism.hidden_fraction
+    edited_at = created + np.ceil(extra.exponential(realism.mean_hours_to_edit, count) * HOUR).astype(np.int64)
+    ends_on_sale = np.where(sells, sale_at, np.where(withdraws, created + withdraw_seconds, NEVER))
+    edits = (extra.random(count) < realism.edit_probability) & (edited_at < ends_on_sale)
+    settled_at = sold_out_at + np.ceil(extra.exponential(MEAN_HOURS_TO_SETTLE, count) * HOUR).astype(np.int64)
+    deleted_at = sold_out_at + np.ceil(extra.exponential(realism.mean_hours_to_delete, count) * HOUR).astype(np.int64)
+    deletes = sells & (extra.random(count) < realism.sold_delete_fraction)
     return _Listings(
         hour=np.full(count, hour, dtype=np.int64),
         serial=serial,
         created=created,
         sale_at=np.where(sells, sale_at, NEVER),
-        sold_out_at=np.where(sells, sale_at + trading_seconds, NEVER),
+        sold_out_at=np.where(sells, sold_out_at, NEVER),
         withdrawn_at=np.where(withdraws, created + withdraw_seconds, NEVER),
+        hidden=hidden,
+        edited_at=np.where(edits, edited_at, NEVER),
+        settled_at=np.where(sells, settled_at, NEVER),
+        deleted_at=np.where(deletes, deleted_at, NEVER),
     )
 
 
@@ -373,12 +454,25 @@ class Market:
         max_cached_listings: int = 3_000_000,
         max_cached_windows: int = 8,
         max_cached_descriptions: int = 100_000,
+        realism: Realism = REALISTIC,
+        sold_count_origin: int | None = None,
     ) -> None:
-        """The caches are bounded in listings (48 bytes each) for generated hours, and in
-        count for query windows (a window holds every listing visible within one hour)."""
+        """The caches are bounded in listings (~80 bytes each) for generated hours, and in
+        count for query windows (a window holds every listing visible within one hour).
+
+        ``sold_count_origin`` (unix seconds): the sold search's count keeps every sold listing
+        created since then, also those older than the horizon that it no longer serves, as
+        Mercari's count keeps years of sales. Without it the count forgets them at the horizon.
+        """
         if horizon_hours < 1:
             raise ValueError("horizon_hours must be at least 1")
         self.horizon_hours = horizon_hours
+        self.realism = realism
+        self._sold_count_origin_hour = None if sold_count_origin is None else sold_count_origin // HOUR
+        # Per (keyword, hour older than the horizon): sold listings never deleted, and the
+        # deletion times of the others, sorted; per (keyword, oldest served hour) their sums.
+        self._aged_hours: dict[tuple[str, int], tuple[int, np.ndarray]] = {}
+        self._aged_totals: OrderedDict[tuple[str, int], tuple[int, np.ndarray]] = OrderedDict()
         self._profiles = {normalize_keyword(p.keyword): p for p in profiles}
         self._entropy = {key: _keyword_entropy(seed, key) for key in self._profiles}
         self._hours: OrderedDict[tuple[str, int], _Listings] = OrderedDict()
@@ -417,11 +511,62 @@ class Market:
         key = normalize_keyword(keyword)
         if key not in self._profiles:
             return SearchPage(listings=(), page=page, page_size=page_size, num_found=0)
+        statuses = statuses or ALL_STATUSES
         window = self._window(key, as_of)
-        matches = np.flatnonzero(window.status_mask(as_of, self.horizon_seconds, statuses or ALL_STATUSES))
-        chosen = matches[page * page_size : (page + 1) * page_size]
+        realism = self.realism
+        matches = np.flatnonzero(
+            window.status_mask(as_of, self.horizon_seconds, statuses, realism.index_delay_seconds)
+        )
+        if realism.edit_probability:
+            matches = matches[np.argsort(-window.sort_key(as_of)[matches], kind="stable")]
+        # Filtered listings keep their slots: a full page serves fewer than page_size.
+        slots = matches[page * page_size : (page + 1) * page_size]
+        chosen = slots[~window.hidden[slots]]
         listings = tuple(self._listing(key, window, int(i), as_of) for i in chosen)
-        return SearchPage(listings=listings, page=page, page_size=page_size, num_found=len(matches))
+        counted = len(matches)
+        if counted <= realism.exact_count_up_to:
+            counted -= int(np.count_nonzero(window.hidden[matches]))
+        if statuses & SOLD_STATUSES and self._sold_count_origin_hour is not None:
+            counted += self._aged_sold_count(key, as_of, statuses)
+        return SearchPage(listings=listings, page=page, page_size=page_size, num_found=counted)
+
+    def _aged_sold_count(self, key: str, as_of: int, statuses: frozenset[ItemStatus]) -> int:
+        """Sold listings created between the origin and the horizon, not deleted by ``as_of``:
+        all of them sold out long ago, so they count as SOLD_OUT."""
+        if ItemStatus.SOLD_OUT not in statuses:
+            return 0
+        oldest_served = (as_of - self.horizon_seconds) // HOUR
+        if oldest_served < self._sold_count_origin_hour:
+            return 0
+        totals = self._aged_totals.get((key, oldest_served))
+        if totals is None:
+            never, deletions = 0, []
+            for hour in range(self._sold_count_origin_hour, oldest_served + 1):
+                kept, deleted_at = self._aged_hour(key, hour)
+                never += kept
+                deletions.append(deleted_at)
+            totals = (never, np.sort(np.concatenate(deletions)) if deletions else np.zeros(0, dtype=np.int64))
+            self._aged_totals[(key, oldest_served)] = totals
+            if len(self._aged_totals) > self._max_cached_windows * 4:
+                self._aged_totals.popitem(last=False)
+        never, deleted_at = totals
+        # The newest of these hours is partly still served: count only what the window is not.
+        cut = as_of - self.horizon_seconds
+        listings = self._hour(key, oldest_served)
+        served_sold = int(np.count_nonzero(
+            (listings.created > cut) & (listings.sold_out_at <= as_of) & (listings.deleted_at > as_of)
+        ))
+        return never + int(len(deleted_at) - np.searchsorted(deleted_at, as_of, side="right")) - served_sold
+
+    def _aged_hour(self, key: str, hour: int) -> tuple[int, np.ndarray]:
+        cached = self._aged_hours.get((key, hour))
+        if cached is None:
+            listings = self._hour(key, hour)
+            sold = listings.sold_out_at != NEVER
+            deleted_at = listings.deleted_at[sold]
+            cached = (int(np.count_nonzero(deleted_at == NEVER)), np.sort(deleted_at[deleted_at != NEVER]))
+            self._aged_hours[(key, hour)] = cached
+        return cached
 
     def truth(self, keyword: str, start: int, end: int) -> list[HourTruth]:
         """Per hour of [start, end) (whole unix hours covering it): listings created, sold and
@@ -478,7 +623,7 @@ class Market:
         cache_key = (key, hour)
         listings = self._hours.get(cache_key)
         if listings is None:
-            listings = _generate_hour(self._profiles[key], self._entropy[key], hour, self.horizon_hours)
+            listings = _generate_hour(self._profiles[key], self._entropy[key], hour, self.horizon_hours, self.realism)
             self._hours[cache_key] = listings
             self._cached_listings += len(listings)
             while self._cached_listings > self._max_cached_listings and len(self._hours) > 1:
@@ -507,11 +652,19 @@ class Market:
         created = int(listings.created[index])
         sale_at, sold_out_at = int(listings.sale_at[index]), int(listings.sold_out_at[index])
         on_sale, buyer_id = self._description(key, hour * MAX_LISTINGS_PER_HOUR + serial, created)
-        if sold_out_at <= as_of:
-            return dataclasses.replace(on_sale, status=ItemStatus.SOLD_OUT, updated=sold_out_at, buyer_id=buyer_id)
-        if sale_at <= as_of:
-            return dataclasses.replace(on_sale, status=ItemStatus.TRADING, updated=sale_at, buyer_id=buyer_id)
-        return on_sale
+        edited_at = int(listings.edited_at[index])
+        if edited_at <= as_of:
+            cut = on_sale.price if on_sale.price == NO_PRICE else max(300, round(on_sale.price * self.realism.edit_price_factor, -1))
+            on_sale = dataclasses.replace(on_sale, price=int(cut), updated=edited_at)
+        if sale_at > as_of:
+            return on_sale
+        status = ItemStatus.SOLD_OUT if sold_out_at <= as_of else ItemStatus.TRADING
+        updated = sold_out_at if status is ItemStatus.SOLD_OUT else sale_at
+        if self.realism.transaction_updates:
+            settled_at = int(listings.settled_at[index])
+            latest = settled_at if settled_at <= as_of else updated
+            updated = max(created, latest - latest % TRANSACTION_GRID_SECONDS)
+        return dataclasses.replace(on_sale, status=status, updated=updated, buyer_id=buyer_id)
 
     def _description(self, key: str, identity: int, created: int) -> tuple[Listing, str]:
         """The listing as it shows while on sale, and the buyer it will have once sold."""

@@ -3,6 +3,8 @@ it serves. YAML or JSON (a JSON file is valid YAML)::
 
     seed: 7                      # optional; --seed overrides
     horizon_days: 21             # how far back the search index reaches
+    realism: {hidden_fraction: 0}   # optional: the search's departures from the market
+                                    # (market.Realism; ``realism: off`` for a plain filter)
     keywords:
       初音ミク:
         listings_per_hour: 120   # mean over the day; the daily cycle moves it around
@@ -30,13 +32,20 @@ from pathlib import Path
 import yaml
 
 from animehot_dagster.simulator.faults import FaultRule
-from animehot_dagster.simulator.market import DEFAULT_HORIZON_HOURS, KeywordProfile, Surge, normalize_keyword
+from animehot_dagster.simulator.market import (
+    DEFAULT_HORIZON_HOURS,
+    KeywordProfile,
+    Realism,
+    Surge,
+    normalize_keyword,
+)
 
 DEFAULT_SCENARIO_PATH = Path(__file__).parent / "scenarios" / "default.yaml"
 
 _PROFILE_FIELDS = {f.name for f in dataclasses.fields(KeywordProfile)} - {"keyword"}
 _SURGE_FIELDS = {f.name for f in dataclasses.fields(Surge)}
-_SCENARIO_FIELDS = {"seed", "horizon_days", "keywords", "faults"}
+_REALISM_FIELDS = {f.name for f in dataclasses.fields(Realism)}
+_SCENARIO_FIELDS = {"seed", "horizon_days", "keywords", "faults", "realism"}
 
 
 class ScenarioError(ValueError):
@@ -49,6 +58,7 @@ class Scenario:
     fault_rules: tuple[FaultRule, ...] = ()
     horizon_hours: int = DEFAULT_HORIZON_HOURS
     seed: int | None = None
+    realism: Realism = Realism()
 
     def with_profiles(self, extra: Iterable[KeywordProfile]) -> Scenario:
         """Add profiles for keywords the scenario does not already define (its own win)."""
@@ -115,6 +125,22 @@ def profile_from_dict(keyword: str, data: Mapping | None, where: str) -> Keyword
         raise ScenarioError(f"{where}: {exc}") from None
 
 
+def realism_from_dict(data: object, where: str) -> Realism:
+    if data is False or data == "off":
+        return Realism.off()
+    if data is None or data is True or data == "on":
+        return Realism()
+    if not isinstance(data, Mapping):
+        raise ScenarioError(f"{where}: realism is on, off or a mapping of {sorted(_REALISM_FIELDS)}")
+    unknown = set(data) - _REALISM_FIELDS
+    if unknown:
+        raise ScenarioError(f"{where}: unknown realism fields {sorted(unknown)} (known: {sorted(_REALISM_FIELDS)})")
+    try:
+        return Realism(**data)
+    except (TypeError, ValueError) as exc:
+        raise ScenarioError(f"{where}: {exc}") from None
+
+
 def scenario_from_dict(data: object, source: str) -> Scenario:
     if not isinstance(data, Mapping):
         raise ScenarioError(f"{source}: a scenario is a mapping (seed, horizon_days, keywords, faults)")
@@ -137,7 +163,13 @@ def scenario_from_dict(data: object, source: str) -> Scenario:
     seed = data.get("seed")
     if seed is not None and (not isinstance(seed, int) or seed < 0):
         raise ScenarioError(f"{source}: seed must be a non-negative whole number")
-    return Scenario(profiles=profiles, fault_rules=tuple(rules), horizon_hours=round(horizon_days * 24), seed=seed)
+    return Scenario(
+        profiles=profiles,
+        fault_rules=tuple(rules),
+        horizon_hours=round(horizon_days * 24),
+        seed=seed,
+        realism=realism_from_dict(data.get("realism"), f"{source}: realism"),
+    )
 
 
 def load_scenario(path: str | Path) -> Scenario:

@@ -57,11 +57,16 @@ def build_state(
     rules = list(scenario.fault_rules)
     if fault_rate > 0:
         rules.append(FaultRule(kinds=tuple(fault_kinds), rate=fault_rate))
-    return SimulatorState(
-        market=Market(scenario.profiles, seed=seed, horizon_hours=scenario.horizon_hours),
-        clock=MarketClock(start=start, scale=time_scale),
-        faults=FaultPlan(rules, seed=seed),
+    clock = MarketClock(start=start, scale=time_scale)
+    market = Market(
+        scenario.profiles,
+        seed=seed,
+        horizon_hours=scenario.horizon_hours,
+        realism=scenario.realism,
+        # The sold count keeps what sold since a horizon before the market opened.
+        sold_count_origin=int(clock.now()) - scenario.horizon_hours * 3600,
     )
+    return SimulatorState(market=market, clock=clock, faults=FaultPlan(rules, seed=seed))
 
 
 def run_simulator(

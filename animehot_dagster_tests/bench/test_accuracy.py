@@ -30,6 +30,7 @@ ips:
 market:
   seed: 7
   horizon_days: 2
+  realism: off  # a plain-filter search: the quiet IP's window sees every event exactly
   keywords:
     quiet: {listings_per_hour: 3, sell_probability: 0.5, mean_hours_to_sell: 48, mean_hours_to_withdraw: 500}
     hot: {listings_per_hour: 1500, mean_hours_to_sell: 20}

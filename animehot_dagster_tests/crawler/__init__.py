@@ -23,7 +23,7 @@ from animehot_dagster.crawler.resilience import ResiliencePolicy
 from animehot_dagster.domain.messages import CrawlRequest, ItemStatus
 from animehot_dagster.simulator.app import SimulatorState, create_app
 from animehot_dagster.simulator.faults import FaultKind, FaultRule, Surface
-from animehot_dagster.simulator.market import HOUR, KeywordProfile
+from animehot_dagster.simulator.market import HOUR, KeywordProfile, Realism
 from animehot_dagster.simulator.scenario import Scenario
 from animehot_dagster.simulator.server import SimulatorServer, build_state
 
@@ -31,12 +31,15 @@ KEYWORD = "ちいかわ グッズ"  # a space: it must travel as %20
 SMALL = "ひっそり"  # under a page of items in each phase: one request per phase
 EMPTY = "誰も出品しない"  # the market has no such keyword: an empty result
 AS_OF = 1_767_538_800 + 9 * 24 * HOUR + 1500  # 2026-01-14T00:25:00+09:00
-SCENARIO = Scenario(
-    profiles=(
-        KeywordProfile(keyword=KEYWORD, listings_per_hour=60, shop_fraction=0.1, no_price_fraction=0.05),
-        KeywordProfile(keyword=SMALL, listings_per_hour=0.6, sell_probability=0.3),
-    )
+PROFILES = (
+    KeywordProfile(keyword=KEYWORD, listings_per_hour=60, shop_fraction=0.1, no_price_fraction=0.05),
+    KeywordProfile(keyword=SMALL, listings_per_hour=0.6, sell_probability=0.3),
 )
+# The crawler tests check the crawler against a plain-filter search (full pages of 120, every
+# served item reported exactly, a page count known in advance); the search's departures from
+# the market (market.Realism) have their own tests against REALISTIC.
+SCENARIO = Scenario(profiles=PROFILES, realism=Realism.off())
+REALISTIC = Scenario(profiles=PROFILES)
 PHASE_STATUS = {False: "on_sale", True: "sold_out|trading"}
 # Every rule of SPEC §3 shrunk to test time; backoff kept tiny so retried pages stay fast.
 FAST_POLICY = ResiliencePolicy(

@@ -8,6 +8,7 @@ import logging
 
 import pytest
 
+from animehot_dagster.crawler.crawl import PagePlan
 from animehot_dagster.crawler.errors import BlockSign, CrawlError, ErrorKind
 from animehot_dagster.crawler.metrics import CrawlerMetrics
 from animehot_dagster.crawler.page import SearchQuery
@@ -33,7 +34,8 @@ from animehot_dagster_tests.crawler import (  # noqa: F401 - fixtures
 
 def test_a_5_plus_5_crawl_reports_every_served_item_exactly(market):
     metrics = CrawlerMetrics()
-    response = crawl(config_for(market, pinned_mode=Mode.API), request(), metrics)
+    # WINDOW: the task's own 5 + 5 pages (COUNTS would spend 9 on sale and 1 sold).
+    response = crawl(config_for(market, pinned_mode=Mode.API, page_plan=PagePlan.WINDOW), request(), metrics)
     served = market.served(KEYWORD, sold=False, pages=5) | market.served(KEYWORD, sold=True, pages=5)
     assert len(served) == 1200
     assert reported(response.items) == {expected_item(item) for item in served.values()}

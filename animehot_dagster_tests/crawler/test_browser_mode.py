@@ -16,6 +16,7 @@ from animehot_dagster.crawler.browser import (
     is_unwanted_request,
     search_page_url,
 )
+from animehot_dagster.crawler.crawl import PagePlan
 from animehot_dagster.crawler.errors import BlockSign, CrawlError, ErrorKind
 from animehot_dagster.crawler.metrics import CrawlerMetrics
 from animehot_dagster.crawler.page import SearchQuery
@@ -65,7 +66,8 @@ def test_pages_present_a_desktop_chrome_not_headless_chromium():
 
 def test_a_5_plus_5_crawl_in_chromium_reports_every_served_item_exactly(market):
     metrics = CrawlerMetrics()
-    response = crawl(config_for(market, pinned_mode=Mode.BROWSER), request(), metrics)
+    # WINDOW: the task's own 5 + 5 pages (COUNTS would spend 9 on sale and 1 sold).
+    response = crawl(config_for(market, pinned_mode=Mode.BROWSER, page_plan=PagePlan.WINDOW), request(), metrics)
     served = market.served(KEYWORD, sold=False, pages=5) | market.served(KEYWORD, sold=True, pages=5)
     assert reported(response.items) == {expected_item(item) for item in served.values()}
     assert response.pages_crawled == 10 and response.error_message == "" and len(response.items) == 1200
@@ -109,10 +111,11 @@ EXPECTED_CLASSES = {
 def test_every_fault_the_web_page_can_show_is_detected_and_classified(market):
     async def classify_each() -> dict:
         seen = {}
-        async with running_crawler(config_for(market, page_timeout_seconds=1.5)) as crawler:
+        # A timeout a loaded machine's Chromium still loads a page in, and a slow page slower.
+        async with running_crawler(config_for(market, page_timeout_seconds=5)) as crawler:
             for fault in FaultKind:
                 # Chromium retries a dropped connection once by itself: drop every attempt.
-                market.fail(fault, surface=Surface.WEB, delay_seconds=3)
+                market.fail(fault, surface=Surface.WEB, delay_seconds=8)
                 try:
                     await crawler.browser.fetch(SearchQuery(KEYWORD, sold=False), 0, proxy=None)
                     seen[fault] = "no error"

@@ -29,6 +29,7 @@ from animehot_dagster.crawler.parse import (
     items_from_search_html,
     next_page_token,
     price_from_text,
+    result_count,
     source_id_from_href,
     title_from_cell,
 )
@@ -60,7 +61,14 @@ def test_the_recorded_response_gives_every_item_with_its_status_price_and_urls(r
         image_url="https://static.mercdn.net/c!/w=240,f=webp/thumb/photos/m11517428736_1.jpg?1701093648",
         item_url="https://jp.mercari.com/item/m11517428736",
         status=ItemStatus.SOLD,  # ITEM_STATUS_TRADING
+        created=1701093648,  # the recorded listing and update times
+        updated=1701492303,
     )
+    assert all(
+        (item.created, item.updated) == (int(entry["created"]), int(entry["updated"]))
+        for item, entry in zip(items, raw, strict=True)
+    )
+    assert result_count(recorded["response"]) == 90  # meta.numFound: 90 counted, 84 served
     on_sale = next(item for item in items if item.source_id == "m67454606048")
     assert (on_sale.price, on_sale.status) == (50000, ItemStatus.ON_SALE)
     assert all(item.price == int(entry["price"]) for item, entry in zip(items, raw, strict=True))

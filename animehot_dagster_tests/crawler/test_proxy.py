@@ -115,11 +115,11 @@ def test_api_traffic_moves_to_a_healthy_proxy_after_the_threshold_and_back_after
 
     async def run():
         with ForwardProxy() as proxy:
-            async with running_crawler(switching_config(market, proxy.url, Mode.API, cooldown=1.0), metrics) as crawler:
+            async with running_crawler(switching_config(market, proxy.url, Mode.API, cooldown=4.0), metrics) as crawler:
                 switched = await crawler.crawl(request(on_sale=5, sold=0))
                 on_proxy = metric_value(metrics, "animetop_crawler_proxy_mode")
                 through_proxy = proxied_searches(proxy.seen)
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(4.0)  # the cooldown: long enough that a loaded machine's crawl fits in it
                 back = await crawler.crawl(request(on_sale=1, sold=0))
                 return switched, on_proxy, through_proxy, back, list(proxy.seen)
 

@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from animehot_dagster.simulator.app import create_app
-from animehot_dagster.simulator.market import HOUR, KeywordProfile
+from animehot_dagster.simulator.market import HOUR, KeywordProfile, Realism
 from animehot_dagster.simulator.scenario import Scenario
 from animehot_dagster.simulator.server import SimulatorServer, build_state
 
@@ -28,7 +28,9 @@ CHROMIUM_ARGS = [
 ]
 KEYWORD = "ちいかわ グッズ"
 AS_OF = 1_767_538_800 + 9 * 24 * HOUR + 1500
-SCENARIO = Scenario(profiles=(KeywordProfile(keyword=KEYWORD, listings_per_hour=60, shop_fraction=0.1),))
+# A plain-filter search, so a full page mounts 120 cells (with realism on it holds 116-119).
+SCENARIO = Scenario(profiles=(KeywordProfile(keyword=KEYWORD, listings_per_hour=60, shop_fraction=0.1),),
+                    realism=Realism.off())
 
 # The SPEC §3 selectors, as a crawler evaluates them in the page.
 EXTRACT_CELLS = """() => [...document.querySelectorAll('[data-testid="item-cell"]')].map((cell) => {

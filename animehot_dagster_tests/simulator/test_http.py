@@ -21,7 +21,7 @@ from joserfc.jwk import ECKey
 
 from animehot_dagster.simulator.app import SimulatorState, create_app
 from animehot_dagster.simulator.faults import FaultKind, FaultPlan, FaultRule, Surface
-from animehot_dagster.simulator.market import HOUR, KeywordProfile
+from animehot_dagster.simulator.market import HOUR, KeywordProfile, Realism
 from animehot_dagster.simulator.scenario import Scenario
 from animehot_dagster.simulator.server import SimulatorServer, build_state
 from animehot_dagster_tests.simulator.test_dpop import signed_proof
@@ -39,6 +39,9 @@ SCENARIO = Scenario(
     fault_rules=tuple(
         FaultRule(kinds=(kind,), keyword=f"faulty-{kind.value}", delay_seconds=SLOW_SECONDS) for kind in FaultKind
     ),
+    # A plain-filter search: full pages of 120 in strict created order, and truth item by item
+    # equal to what the API serves. The realistic search has its own tests (test_realism).
+    realism=Realism.off(),
 )
 
 

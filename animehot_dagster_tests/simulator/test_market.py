@@ -19,8 +19,13 @@ from animehot_dagster.simulator.market import (
     ItemStatus,
     KeywordProfile,
     Market,
+    Realism,
     Surge,
 )
+
+# The plain-filter search: tests of the market itself (strict created order, full pages of 120,
+# truth equal to what the search shows) use it; the realistic search is tested in test_realism.
+PLAIN = Realism.off()
 
 # 2026-01-05T00:00:00+09:00, a Monday at midnight in Japan: whole hours and days line up.
 MONDAY_JST = 1_767_538_800
@@ -96,7 +101,7 @@ def test_a_surge_multiplies_listings_and_sales_inside_its_window_only():
 
 
 def test_pages_are_disjoint_newest_created_first_and_tokens_walk_them():
-    market = Market([BUSY], seed=6)
+    market = Market([BUSY], seed=6, realism=PLAIN)
     as_of = MONDAY_JST + 8 * 24 * HOUR + 1800
     pages = [market.search(BUSY.keyword, as_of, frozenset({ItemStatus.ON_SALE}), page) for page in range(4)]
     assert all(len(p.listings) == PAGE_SIZE and p.has_next for p in pages)
@@ -112,7 +117,7 @@ def test_pages_are_disjoint_newest_created_first_and_tokens_walk_them():
 
 
 def test_sold_results_are_ordered_by_creation_not_by_sale():
-    market = Market([BUSY], seed=6, horizon_hours=7 * 24)
+    market = Market([BUSY], seed=6, horizon_hours=7 * 24, realism=PLAIN)
     as_of = MONDAY_JST + 8 * 24 * HOUR + 1800
     sold = [item for page in range(5) for item in market.search(BUSY.keyword, as_of, SOLD_STATUSES, page).listings]
     assert {item.status for item in sold} == SOLD_STATUSES
@@ -151,7 +156,7 @@ def test_listings_look_like_mercari_items():
 def test_truth_counts_the_listings_the_search_shows_created_in_each_hour():
     # Nothing is withdrawn, so every listing created by as_of is still in the results.
     keeps = KeywordProfile(keyword="keep", listings_per_hour=15, sell_probability=1, mean_hours_to_sell=6)
-    market = Market([keeps], seed=11, horizon_hours=72)
+    market = Market([keeps], seed=11, horizon_hours=72, realism=PLAIN)
     as_of = MONDAY_JST + 5 * 24 * HOUR - 1  # the last second of an hour
     listings = all_pages(market, keeps.keyword, as_of)
     truth = market.truth(keeps.keyword, as_of + 1 - 24 * HOUR, as_of + 1)
@@ -163,7 +168,7 @@ def test_truth_counts_the_listings_the_search_shows_created_in_each_hour():
 def test_truth_counts_the_sales_that_move_items_into_the_sold_results():
     # Sales come within hours, far inside the horizon: no sale is lost to ageing out.
     quick = dataclasses.replace(BUSY, mean_hours_to_sell=6)
-    market = Market([quick], seed=12, horizon_hours=72)
+    market = Market([quick], seed=12, horizon_hours=72, realism=PLAIN)
     end_of_day = MONDAY_JST + 6 * 24 * HOUR
     truth = market.truth(quick.keyword, end_of_day - 6 * HOUR, end_of_day)
     for hour in truth:
