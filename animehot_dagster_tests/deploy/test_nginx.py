@@ -151,7 +151,7 @@ def test_health_through_https(site):
 def test_api_through_https(site):
     response = httpx.get(f"{site['https']}/api/v1/ips", verify=site["tls"])
     assert response.status_code == 200
-    assert response.json()["data"]["items"] == []
+    assert response.json()["data"] == []  # a list: the array itself in data (SPEC §9)
 
 
 def test_http_redirects_to_https(site):
