@@ -1,11 +1,14 @@
 # Anime Hot on Dagster. `make demo` runs the whole system here; `make test` runs the suite.
+# `make test-fast` leaves out the slow tests (end to end, demo, grayscale, chaos, benchmarks);
+# `make lint` runs ruff. `make test` and `make demo` first install the Debian packages they need
+# (scripts/install_system_packages.sh: as root; otherwise it prints the apt-get line and stops).
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 COMPOSE ?= docker compose
 
-.PHONY: install test demo clean \
+.PHONY: install test test-fast lint system-packages demo clean \
 	docker-build docker-up docker-down docker-logs docker-ps \
 	dev-deps dev-analyzer dev-crawler grayscale-start grayscale-verify grayscale-stop \
 	health-check check-redis check-mysql backup restore \
@@ -20,13 +23,31 @@ $(STAMP): setup.py
 
 install: $(STAMP)
 
-test: $(STAMP)
+# Two workers (PYTEST_WORKERS=0 for one process), each with its own MySQL databases and Redis
+# database (animehot_dagster_tests/conftest.py); a module's tests stay on one worker (conftest.py: loadgroup),
+# so a module-scoped fixture such as the demo run is set up once.
+PYTEST_WORKERS ?= 2
+PYTEST := $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
+
+system-packages:
+	scripts/install_system_packages.sh test
+
+test: system-packages $(STAMP)
 	scripts/ensure_services.sh
-	$(BIN)/pytest -q animehot_dagster_tests
+	$(PYTEST) animehot_dagster_tests
+
+test-fast: system-packages $(STAMP)
+	scripts/ensure_services.sh
+	$(PYTEST) -m "not slow" animehot_dagster_tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 # The whole system on embedded defaults (SQLite, a private redis-server) unless DATABASE_URL /
 # MYSQL_HOST, REDIS_URL or DAGSTER_MYSQL_URL name servers. Ends after DEMO_DURATION or Ctrl-C.
+# redis-server only when no Redis is configured (the demo then starts its own).
 demo: $(STAMP)
+	@[ -n "$$REDIS_URL$$REDIS_HOST" ] || scripts/install_system_packages.sh demo
 	$(BIN)/animehot demo
 
 # -- containers (manual §2.1) -------------------------------------------------------------------

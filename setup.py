@@ -42,6 +42,11 @@ setup(
     extras_require={
         "dev": [
             "pytest==9.2.0",
+            # Every test has a timeout (pytest.ini); `make test` runs two workers.
+            "pytest-timeout==2.4.0",
+            "pytest-xdist==3.8.0",
+            # `make lint` (ruff.toml).
+            "ruff==0.16.9",
             "hypothesis==6.170.15",
             "schemathesis==4.32.5",
             # Compose v2 itself (the Go binary, inside the package): the deploy tests validate

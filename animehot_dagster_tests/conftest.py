@@ -3,12 +3,18 @@
 TEST_MYSQL_URL (default mysql+pymysql://root@127.0.0.1:3306) names a server where the tests may
 create and drop databases; TEST_REDIS_URL (default redis://127.0.0.1:6379/15) a Redis database
 the tests may flush.
+
+Under pytest-xdist (``make test`` runs two workers) every worker has its own: the MySQL databases
+have random names already, and worker N flushes the N-th Redis database counting down from
+TEST_REDIS_URL's (15, 14, 13, 11, …), never database 12 (BENCH_TEST_REDIS_URL: the benchmark
+suite's test flushes it), 7 (the benchmarks' own) or 0 (everyone's default).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 
@@ -21,7 +27,23 @@ from animehot_dagster.storage.migrate import migrate
 from animehot_dagster.storage.schema import metadata
 
 MYSQL_SERVER_URL = os.environ.get("TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+_RESERVED_REDIS_DBS = {0, 7, 12}
+
+
+def _worker_redis_url(url: str, worker: str | None) -> str:
+    """``url`` in one process; under pytest-xdist worker ``gwN``'s own database of that server."""
+    if not worker:
+        return url
+    base = redis.connection.parse_url(url).get("db", 0)
+    candidates = [base] + [db for db in range(15, -1, -1) if db != base and db not in _RESERVED_REDIS_DBS]
+    index = int(worker.removeprefix("gw"))
+    if index >= len(candidates):
+        raise RuntimeError(f"no Redis database left for xdist worker {worker} of {url}")
+    return urllib.parse.urlsplit(url)._replace(path=f"/{candidates[index]}").geturl()
+
+
+REDIS_URL = _worker_redis_url(os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
+                              os.environ.get("PYTEST_XDIST_WORKER"))
 
 
 def _mysql_reachable() -> str | None:
@@ -41,6 +63,17 @@ def _redis_reachable() -> str | None:
     except Exception as exc:  # noqa: BLE001
         return f"Redis at {REDIS_URL}: {exc}"
     return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The slow tests first, so the two workers of ``make test`` start the long ones at once and
+    share out the short ones after; and under ``--dist loadgroup`` every module is a group of its
+    own (unless its tests name one), so a module-scoped fixture is set up on one worker only."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: order kept within
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -12,6 +12,9 @@ import pytest
 
 from animehot_dagster_tests.conftest import fresh_mysql_database
 
+# Slow (the accuracy harness): left out of `make test-fast`.
+pytestmark = pytest.mark.slow
+
 HARNESS = Path(__file__).resolve().parents[2] / "bench" / "accuracy.py"
 WINDOW = 120  # one page per phase
 
