@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from animehot_dagster.stack.summary import MarketClock, format_summary, relative_error
+from animehot_dagster_tests.api.conftest import bytes_redis  # noqa: F401 - a fixture
 
 
 def test_relative_error_is_signed_and_undefined_without_truth():
@@ -28,3 +29,30 @@ def test_the_table_aligns_japanese_names_and_shows_missing_truth_as_na():
     row = next(line for line in format_summary(summary).splitlines() if line.startswith("葬送"))
     assert row.startswith("葬送のフリーレン葬送のフ      1")  # cut to 24 terminal columns
     assert "n/a" in row
+
+
+def test_the_summary_reads_as_the_api_serves(mysql_engine, bytes_redis):
+    """On data written by the real ingest: the summary's per-IP figures and leaderboard equal
+    what the API answers as of the hour after the last crawl (the API serves complete hours)."""
+    from datetime import UTC, datetime
+
+    from animehot_dagster.api.app import create_app
+    from animehot_dagster.settings import load_settings
+    from animehot_dagster.stack.summary import build_summary
+    from animehot_dagster_tests.api.conftest import seed_market
+    from animehot_dagster_tests.api.contract_check import ContractClient
+    from animehot_dagster_tests.factories import T0
+
+    seed_market(mysql_engine)
+    summary = build_summary(mysql_engine, T0, None, None, 60.0, {})
+    board = summary["leaderboard"]
+    as_of = datetime.fromisoformat(board["as_of"]).astimezone(UTC)
+    app = create_app(load_settings({"AUTO_MIGRATE": "false"}), mysql_engine, bytes_redis, clock=lambda: as_of)
+    with ContractClient(app) as api:
+        for ip in summary["ips"]:
+            hours = api.get(f"/api/v1/ips/{ip['ip_id']}/stats/hourly", params={"limit": 168}).json()["data"]["stats"]
+            assert (sum(h["inflow"] for h in hours), sum(h["outflow"] for h in hours)) == (ip["inflow"], ip["outflow"])
+        served = api.get(f"{board['request']}&limit=10").json()["data"]
+    assert served["items"] == board["items"] and served["time_range"] == board["time_range"]
+    assert [e["ip_name"] for e in board["items"]] == ["ちいかわ", "鬼滅の刃", "初音ミク"]
+    assert "ちいかわ" in format_summary(summary)
