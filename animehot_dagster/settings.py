@@ -18,6 +18,7 @@ from urllib.parse import quote
 from animehot_dagster.domain.alerts import AlertThresholds
 from animehot_dagster.domain.cadence import CadencePolicy
 from animehot_dagster.domain.items import ItemTTL
+from animehot_dagster.domain.messages import MAX_PAGES_PER_PHASE
 
 
 class SettingsError(ValueError):
@@ -261,6 +262,9 @@ def _check(settings: Settings) -> list[str]:
             problems.append(f"{env_name(name)}={getattr(settings, name)}: not a TCP port")
     if settings.crawler_page_plan not in {"counts", "window"}:
         problems.append(f"CRAWLER_PAGE_PLAN={settings.crawler_page_plan!r}: must be 'counts' or 'window'")
+    for name in ("scheduler_pages_on_sale", "scheduler_pages_sold"):
+        if getattr(settings, name) > MAX_PAGES_PER_PHASE:  # SPEC §6: a task outside it is dead-lettered
+            problems.append(f"{env_name(name)}={getattr(settings, name)}: at most {MAX_PAGES_PER_PHASE} pages a phase")
     if settings.app_env not in {"local", "prod"}:
         problems.append(f"APP_ENV={settings.app_env!r}: must be 'local' or 'prod'")
     if settings.scheduler_min_interval > settings.scheduler_max_interval:

@@ -10,12 +10,36 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 
 class MessageError(ValueError):
     """A message could not be decoded; the text says which field and why."""
+
+
+class OutOfBounds(MessageError):
+    """A message that decodes but that no crawl can have produced (SPEC §6 "Bounds"): it is
+    dead-lettered at once with this reason, never retried and never applied."""
+
+    def __init__(self, where: str, detail: str) -> None:
+        super().__init__(f"{where}: {detail}")  # as every MessageError: the field, then why
+
+
+# SPEC §6 "Bounds". A search page holds PAGE_SIZE items (web page and API alike) and a task
+# crawls at most MAX_PAGES_PER_PHASE pages of each phase (on sale, sold).
+PAGE_SIZE = 120
+MAX_PAGES_PER_PHASE = 20
+PHASES = 2
+# Times (crawl, listing created/updated): not before 2012, not more than an hour ahead of the
+# clock of whoever decodes (a node's clock may be somewhat fast; a year-3000 one is a fault).
+EARLIEST_TIME = 1_325_376_000  # 2012-01-01T00:00:00Z
+MAX_SECONDS_AHEAD = 3600
+# The columns the fields are stored in (storage/schema.py), in characters.
+MAX_LENGTHS = {"task_id": 64, "source_id": 64, "title": 512, "url": 1024}
+_MAX_BIGINT = 2**63 - 1
 
 
 class ItemStatus(enum.Enum):
@@ -218,9 +242,18 @@ def _load(payload: str | bytes | Mapping[str, Any], where: str) -> Any:
 
 
 def decode_request(payload: str | bytes | Mapping[str, Any]) -> CrawlRequest:
+    """A CrawlRequest; :class:`OutOfBounds` for page counts outside 0–20 (0: not said) or a task
+    id longer than its column."""
     values = _decode_fields(_load(payload, "CrawlRequest"), _REQUEST_FIELDS, "CrawlRequest")
     _require(values, "CrawlRequest", ("ip_id", "ipId"), ("task_id", "taskId"), ("keyword", "keyword"))
-    return CrawlRequest(**values)
+    request = CrawlRequest(**values)
+    _check_length(request.task_id, "task_id", "CrawlRequest.taskId")
+    for pages, wire in ((request.pages_on_sale, "pagesOnSale"), (request.pages_sold, "pagesSold")):
+        if not 0 <= pages <= MAX_PAGES_PER_PHASE:
+            raise OutOfBounds(f"CrawlRequest.{wire}", f"{pages} pages: a phase has 1 to {MAX_PAGES_PER_PHASE} (0: not said)")
+    if request.retry_count < 0:
+        raise OutOfBounds("CrawlRequest.retryCount", f"{request.retry_count} is negative")
+    return request
 
 
 # Unix seconds a datetime can hold (up to 9999-12-31): a crawl time outside them is malformed,
@@ -228,12 +261,69 @@ def decode_request(payload: str | bytes | Mapping[str, Any]) -> CrawlRequest:
 MAX_UNIX_SECONDS = 253_402_300_799
 
 
-def decode_response(payload: str | bytes | Mapping[str, Any]) -> CrawlResponse:
+def decode_response(payload: str | bytes | Mapping[str, Any], now: float | None = None) -> CrawlResponse:
+    """A CrawlResponse; :class:`OutOfBounds` when it is outside SPEC §6's bounds as of ``now``
+    (unix seconds, default the clock of this process: the processor's)."""
     values = _decode_fields(_load(payload, "CrawlResponse"), _RESPONSE_FIELDS, "CrawlResponse")
     _require(values, "CrawlResponse", ("ip_id", "ipId"), ("task_id", "taskId"), ("crawled_at", "crawledAt"))
-    if not 0 < values["crawled_at"] <= MAX_UNIX_SECONDS:
-        raise MessageError(f"CrawlResponse.crawledAt: {values['crawled_at']} is not a unix time in seconds")
-    return CrawlResponse(**values)
+    response = CrawlResponse(**values)
+    check_response_bounds(response, time.time() if now is None else now)
+    return response
+
+
+def check_response_bounds(response: CrawlResponse, now: float) -> None:
+    """Raise :class:`OutOfBounds` for the first field of ``response`` out of bounds."""
+    where = "CrawlResponse"
+    _check_time(response.crawled_at, now, f"{where}.crawledAt")
+    _check_length(response.task_id, "task_id", f"{where}.taskId")
+    for value, wire in ((response.total_found, "totalFound"), (response.retry_count, "retryCount")):
+        if value < 0:
+            raise OutOfBounds(f"{where}.{wire}", f"{value} is negative")
+    for value, wire in ((response.found_on_sale, "foundOnSale"), (response.found_sold, "foundSold")):
+        if value is not None and value > _MAX_BIGINT:
+            raise OutOfBounds(f"{where}.{wire}", f"{value} is more than any search finds")
+    most_pages = PHASES * MAX_PAGES_PER_PHASE
+    if not 0 <= response.pages_crawled <= most_pages:
+        raise OutOfBounds(f"{where}.pagesCrawled",
+                          f"{response.pages_crawled} pages: a crawl reads 0 to {most_pages} ({MAX_PAGES_PER_PHASE} a phase)")
+    # pagesCrawled 0 is "not said" (proto3 omits zeros): then the most any crawl can read.
+    pages = response.pages_crawled or most_pages
+    room = pages * PAGE_SIZE
+    if len(response.items) > room:
+        raise OutOfBounds(f"{where}.items", f"{len(response.items)} items, more than {pages} pages "
+                          f"of {PAGE_SIZE} hold ({room})")
+    for index, item in enumerate(response.items):
+        path = f"{where}.items[{index}]"
+        _check_length(item.source_id, "source_id", f"{path}.sourceId")
+        _check_length(item.title, "title", f"{path}.title")
+        _check_length(item.image_url, "url", f"{path}.imageUrl")
+        _check_length(item.item_url, "url", f"{path}.itemUrl")
+        if item.price < 0:
+            raise OutOfBounds(f"{path}.price", f"{item.price} is negative")
+        for value, wire in ((item.created, "created"), (item.updated, "updated")):
+            if value:  # 0: not reported
+                _check_time(value, now, f"{path}.{wire}")
+
+
+def _check_time(value: int, now: float, where: str) -> None:
+    if value < EARLIEST_TIME:
+        raise OutOfBounds(where, f"{value} ({_iso(value)}) is before 2012")
+    if value > now + MAX_SECONDS_AHEAD:
+        raise OutOfBounds(where, f"{value} ({_iso(value)}) is more than an hour ahead of the processor's clock "
+                                 f"({_iso(now)})")
+
+
+def _check_length(value: str, column: str, where: str) -> None:
+    limit = MAX_LENGTHS[column]
+    if len(value) > limit:
+        raise OutOfBounds(where, f"{len(value)} characters, longer than its column ({limit})")
+
+
+def _iso(seconds: float) -> str:
+    try:
+        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return "beyond any calendar"
 
 
 def _encode_fields(message: Any, fields: tuple) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import redis
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from animehot_dagster.api.cache import invalidate_after_crawl
@@ -104,8 +105,9 @@ class ResultProcessor:
         return self._handle(delivery)
 
     def _handle(self, delivery: Delivery) -> tuple[Outcome, IngestResult | None]:
-        if delivery.message is None:
-            self.results.dead_letter(delivery, f"undecodable: {delivery.error}")
+        if delivery.message is None:  # undecodable or out of bounds (SPEC §6): at once, never retried
+            self.results.dead_letter(delivery, delivery.reason)
+            log.warning("result dead-lettered", extra={"reason": delivery.reason})
             return Outcome.DEAD_LETTERED, None
         if self.results.is_processed(delivery.task_id):
             self.results.ack(delivery)
@@ -122,6 +124,16 @@ class ResultProcessor:
                 invalidate_after_crawl(self.results.client, result.ip_id)
         except UnknownIpError as exc:
             self.results.dead_letter(delivery, f"unknown ip: {exc}")
+            return Outcome.DEAD_LETTERED, None
+        except sa.exc.DataError as exc:
+            # The database refuses the data itself (too long, out of range): the same result
+            # would fail the same way on every retry, so it goes to the dead letters now, its
+            # cause with it, instead of failing three runs and ending as "retries exhausted".
+            cause = getattr(exc, "orig", None) or exc
+            reason = f"data error: {type(cause).__name__}: {cause}"
+            log.error("result dead-lettered: the database refuses its data",
+                      extra={"task_id": response.task_id, "ip_id": response.ip_id, "reason": reason})
+            self.results.dead_letter(delivery, reason[:1000])
             return Outcome.DEAD_LETTERED, None
         except Exception:  # whatever it was, the janitor retries the result later
             log.error("task processing failed", exc_info=True,

@@ -25,6 +25,7 @@ from animehot_dagster.domain.messages import (
     CrawlRequest,
     CrawlResponse,
     MessageError,
+    OutOfBounds,
     decode_request,
     decode_response,
     encode_request,
@@ -168,17 +169,33 @@ def open_redis(url: str, pool_size: int = 10) -> redis.Redis:
     return redis.Redis.from_url(url, max_connections=pool_size, health_check_interval=30)
 
 
+def rejection(exc: MessageError) -> str:
+    """The dead-letter reason of a message that cannot be used: out of bounds (SPEC §6) or
+    undecodable. Either way it is dead-lettered at once: retrying cannot change it."""
+    return f"{'out of bounds' if isinstance(exc, OutOfBounds) else 'undecodable'}: {exc}"
+
+
 @dataclasses.dataclass(frozen=True)
 class Delivery:
-    """A message taken into processing. ``message`` is None when it could not be decoded."""
+    """A message taken into processing. ``message`` is None when it could not be decoded or is
+    out of bounds; ``error`` then says why and ``reason`` is its dead-letter reason."""
 
     raw: bytes
     message: Any = None
     error: str = ""
+    out_of_bounds: bool = False
 
     @property
     def task_id(self) -> str:
         return self.message.task_id if self.message is not None else ""
+
+    @property
+    def reason(self) -> str:
+        return f"{'out of bounds' if self.out_of_bounds else 'undecodable'}: {self.error}"
+
+    @classmethod
+    def rejected(cls, raw: bytes, exc: MessageError) -> Delivery:
+        return cls(raw=raw, error=str(exc), out_of_bounds=isinstance(exc, OutOfBounds))
 
 
 class Release(enum.Enum):
@@ -218,7 +235,7 @@ class ReliableQueue:
     its ack and dead-lettering update."""
 
     keys: QueueKeys
-    decode: Callable[[bytes], Any]
+    decode: Callable[[bytes], Any]  # the wire decoder (static: ``TaskQueue.decode(raw)`` works)
 
     def __init__(self, client: redis.Redis, clock: Clock = time.time) -> None:
         self.client = require_bytes_client(client)
@@ -227,6 +244,10 @@ class ReliableQueue:
         self._release = client.register_script(_RELEASE)
         self._forget_start = client.register_script(_FORGET_START)
         self._requeue_dead = client.register_script(_REQUEUE_DEAD)
+
+    def _decode(self, raw: bytes) -> Any:
+        """The message, bounds checked against this queue's clock; MessageError if unusable."""
+        return self.decode(raw)
 
     # -- what differs between tasks and results ------------------------------------------
 
@@ -255,9 +276,9 @@ class ReliableQueue:
         if raw is None:
             return None
         try:
-            message = self.decode(raw)
+            message = self._decode(raw)
         except MessageError as exc:
-            return Delivery(raw=raw, error=str(exc))
+            return Delivery.rejected(raw, exc)
         self.client.hset(keys.started, message.task_id, int(self.clock()))
         return Delivery(raw=raw, message=message)
 
@@ -281,9 +302,9 @@ class ReliableQueue:
         """Back to the queue with retryCount + 1, or to the dead-letter list once that would
         exceed MAX_RETRIES; an undecodable message goes to the dead-letter list at once."""
         try:
-            message = self.decode(raw)
+            message = self._decode(raw)
         except MessageError as exc:
-            return self._dead_letter_plan(raw, None, f"undecodable: {exc}", now)
+            return self._dead_letter_plan(raw, None, rejection(exc), now)
         retry = message.retry_count + 1
         if retry > MAX_RETRIES:
             reason = f"retries exhausted: held past the timeout with retryCount {message.retry_count}"
@@ -454,9 +475,9 @@ class ResultQueue(ReliableQueue):
         delivered = []
         for raw in reversed(self.client.lrange(self.keys.queue, -limit, -1)):
             try:
-                delivered.append(Delivery(raw=raw, message=self.decode(raw)))
+                delivered.append(Delivery(raw=raw, message=self._decode(raw)))
             except MessageError as exc:
-                delivered.append(Delivery(raw=raw, error=str(exc)))
+                delivered.append(Delivery.rejected(raw, exc))
         return delivered
 
     def claim(self, task_ids: Iterable[str], scan: int) -> list[Delivery]:
@@ -468,7 +489,11 @@ class ResultQueue(ReliableQueue):
         claimed = self._claim(
             keys=[self.keys.queue, self.keys.processing, self.keys.started], args=[int(self.clock()), scan, *wanted]
         )
-        return [Delivery(raw=raw, message=self.decode(raw)) for raw in claimed]
+        return [Delivery(raw=raw, message=self._decode(raw)) for raw in claimed]
+
+    def _decode(self, raw: bytes) -> CrawlResponse:
+        # The crawl time may be at most an hour ahead of the processor's clock: this queue's.
+        return decode_response(raw, now=self.clock())
 
     def is_processed(self, task_id: str) -> bool:
         return bool(self.client.sismember(self.keys.done_set, task_id))

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from animehot_dagster.domain.messages import (
-    MAX_UNIX_SECONDS,
+    EARLIEST_TIME,
+    MAX_PAGES_PER_PHASE,
     CrawlRequest,
     CrawlResponse,
     Item,
@@ -23,31 +24,34 @@ from animehot_dagster.domain.messages import (
 
 INT32 = st.integers(-(2**31), 2**31 - 1)
 UINT64 = st.integers(1, 2**64 - 1)
-INT64 = st.integers(-(2**63), 2**63 - 1).filter(bool)  # 0 is "missing" in proto3
 TEXT = st.text(max_size=20)
+# Within SPEC §6's bounds (test_message_bounds.py tests them): 2012 to now, counts ≥ 0.
+NOW = 1_790_000_000
+TIMES = st.integers(EARLIEST_TIME, NOW)
+NON_NEGATIVE = st.integers(0, 2**31 - 1)
 
 items = st.builds(
     Item,
     source_id=TEXT,
     title=TEXT,
-    price=INT32,
+    price=NON_NEGATIVE,
     image_url=TEXT,
     item_url=TEXT,
     status=st.sampled_from(ItemStatus),
-    created=INT64 | st.just(0),
-    updated=INT64 | st.just(0),
+    created=TIMES | st.just(0),
+    updated=TIMES | st.just(0),
 )
 COUNT = st.none() | st.integers(0, 2**63 - 1)
 responses = st.builds(
     CrawlResponse,
     ip_id=UINT64,
     task_id=TEXT.filter(bool),
-    crawled_at=st.integers(min_value=1, max_value=MAX_UNIX_SECONDS),
+    crawled_at=TIMES,
     items=st.lists(items, max_size=5).map(tuple),
-    total_found=INT32,
+    total_found=NON_NEGATIVE,
     error_message=TEXT,
-    pages_crawled=INT32,
-    retry_count=INT32,
+    pages_crawled=st.integers(0, 2 * MAX_PAGES_PER_PHASE),
+    retry_count=NON_NEGATIVE,
     found_on_sale=COUNT,
     found_sold=COUNT,
     on_sale_more=st.booleans(),
@@ -58,9 +62,9 @@ requests = st.builds(
     keyword=TEXT.filter(bool),
     task_id=TEXT.filter(bool),
     created_at=st.integers(-(2**63), 2**63 - 1),
-    retry_count=INT32,
-    pages_on_sale=INT32,
-    pages_sold=INT32,
+    retry_count=NON_NEGATIVE,
+    pages_on_sale=st.integers(0, MAX_PAGES_PER_PHASE),
+    pages_sold=st.integers(0, MAX_PAGES_PER_PHASE),
 )
 
 
@@ -191,13 +195,13 @@ def test_64_bit_ints_decode_from_strings_or_numbers(ip_id):
 
 
 def test_32_bit_ints_decode_from_strings_too():
-    message = decode_response('{"ipId":1,"taskId":"t","crawledAt":"5","totalFound":"120","items":[{"sourceId":"m1","price":"1500"}]}')
+    message = decode_response('{"ipId":1,"taskId":"t","crawledAt":"1767225600","totalFound":"120","items":[{"sourceId":"m1","price":"1500"}]}')
     assert message.total_found == 120
     assert message.items[0].price == 1500
 
 
 def test_largest_uint64_ip_id():
-    assert decode_response(f'{{"ipId":"{2**64 - 1}","taskId":"t","crawledAt":"1"}}').ip_id == 2**64 - 1
+    assert decode_response(f'{{"ipId":"{2**64 - 1}","taskId":"t","crawledAt":"1767225600"}}').ip_id == 2**64 - 1
 
 
 @pytest.mark.parametrize(
@@ -211,18 +215,18 @@ def test_largest_uint64_ip_id():
     ],
 )
 def test_enum_by_name_or_number(status, expected):
-    message = decode_response(f'{{"ipId":1,"taskId":"t","crawledAt":1,"items":[{{"sourceId":"m1","status":{status}}}]}}')
+    message = decode_response(f'{{"ipId":1,"taskId":"t","crawledAt":1767225600,"items":[{{"sourceId":"m1","status":{status}}}]}}')
     assert message.items[0].status is expected
 
 
 def test_missing_status_means_on_sale():
-    message = decode_response('{"ipId":1,"taskId":"t","crawledAt":1,"items":[{"sourceId":"m1","price":100}]}')
+    message = decode_response('{"ipId":1,"taskId":"t","crawledAt":1767225600,"items":[{"sourceId":"m1","price":100}]}')
     assert message.items[0].status is ItemStatus.ON_SALE
     assert not message.items[0].is_sold
 
 
 def test_omitted_fields_take_zero_values():
-    message = decode_response('{"ipId":"1","taskId":"t","crawledAt":"1","items":[{}]}')
+    message = decode_response('{"ipId":"1","taskId":"t","crawledAt":"1767225600","items":[{}]}')
     assert message.items == (Item(source_id=""),)
     assert (message.total_found, message.error_message, message.pages_crawled, message.retry_count) == (0, "", 0, 0)
     assert message.items[0] == Item(source_id="", title="", price=0, image_url="", item_url="", status=ItemStatus.ON_SALE)
@@ -230,13 +234,13 @@ def test_omitted_fields_take_zero_values():
 
 def test_item_without_source_id_decodes_so_the_state_machine_can_skip_it():
     # proto3 omits an empty sourceId; one such item must not make the whole result unreadable.
-    message = decode_response('{"ipId":"1","taskId":"t","crawledAt":"1","items":[{"title":"広告","price":100},{"sourceId":"m2"}]}')
+    message = decode_response('{"ipId":"1","taskId":"t","crawledAt":"1767225600","items":[{"title":"広告","price":100},{"sourceId":"m2"}]}')
     assert [i.source_id for i in message.items] == ["", "m2"]
 
 
 def test_unknown_fields_are_ignored_at_every_level():
     message = decode_response(
-        '{"ipId":1,"taskId":"t","crawledAt":1,"somethingNew":{"deep":[1,2]},'
+        '{"ipId":1,"taskId":"t","crawledAt":1767225600,"somethingNew":{"deep":[1,2]},'
         '"items":[{"sourceId":"m1","createdAt":"1767000000","thumbnails":["x"]}]}'
     )
     assert message.items == (Item(source_id="m1"),)
@@ -244,13 +248,13 @@ def test_unknown_fields_are_ignored_at_every_level():
 
 def test_snake_case_field_names_are_accepted():
     message = decode_response(
-        '{"ip_id":"9","task_id":"t","crawled_at":"100","total_found":3,"error_message":"no_items",'
+        '{"ip_id":"9","task_id":"t","crawled_at":"1767225600","total_found":3,"error_message":"no_items",'
         '"pages_crawled":2,"retry_count":1,"items":[{"source_id":"m1","image_url":"i","item_url":"u","status":"ITEM_STATUS_SOLD"}]}'
     )
     assert message == CrawlResponse(
         ip_id=9,
         task_id="t",
-        crawled_at=100,
+        crawled_at=1767225600,
         items=(Item(source_id="m1", image_url="i", item_url="u", status=ItemStatus.SOLD),),
         total_found=3,
         error_message="no_items",
@@ -272,28 +276,28 @@ def test_no_items_is_not_a_failure(error, failed):
 @pytest.mark.parametrize(
     "wire, path",
     [
-        ('{"ipId":1,"taskId":"t","crawledAt":1,"items":[{"sourceId":"a"},{"sourceId":"b"},{"sourceId":"c"},{"sourceId":"d","price":"12yen"}]}', "CrawlResponse.items[3].price"),
-        ('{"ipId":1,"taskId":"t","crawledAt":1,"items":[{"sourceId":"a","price":1.5}]}', "CrawlResponse.items[0].price"),
-        ('{"ipId":1,"taskId":"t","crawledAt":1,"items":[{"sourceId":"a","price":2147483648}]}', "CrawlResponse.items[0].price"),
-        ('{"ipId":1,"taskId":"t","crawledAt":1,"items":[{"sourceId":"a","price":true}]}', "CrawlResponse.items[0].price"),
-        ('{"ipId":1,"taskId":"t","crawledAt":1,"items":[{"sourceId":"a","status":"ITEM_STATUS_TRADING"}]}', "CrawlResponse.items[0].status"),
-        ('{"ipId":1,"taskId":"t","crawledAt":1,"items":[{"sourceId":"a","status":7}]}', "CrawlResponse.items[0].status"),
-        ('{"ipId":1,"taskId":"t","crawledAt":1,"items":[{"sourceId":"a","status":{"x":1}}]}', "CrawlResponse.items[0].status"),
-        ('{"ipId":1,"taskId":"t","crawledAt":1,"items":[{"sourceId":123}]}', "CrawlResponse.items[0].sourceId"),
-        ('{"ipId":1,"taskId":"t","crawledAt":1,"items":[{"sourceId":"a"},"m2"]}', "CrawlResponse.items[1]"),
-        ('{"ipId":1,"taskId":"t","crawledAt":1,"items":{"sourceId":"a"}}', "CrawlResponse.items"),
-        ('{"ipId":"-1","taskId":"t","crawledAt":1}', "CrawlResponse.ipId"),
-        (f'{{"ipId":"{2**64}","taskId":"t","crawledAt":1}}', "CrawlResponse.ipId"),
-        ('{"ipId":"abc","taskId":"t","crawledAt":1}', "CrawlResponse.ipId"),
-        ('{"ipId":[1],"taskId":"t","crawledAt":1}', "CrawlResponse.ipId"),
+        ('{"ipId":1,"taskId":"t","crawledAt":1767225600,"items":[{"sourceId":"a"},{"sourceId":"b"},{"sourceId":"c"},{"sourceId":"d","price":"12yen"}]}', "CrawlResponse.items[3].price"),
+        ('{"ipId":1,"taskId":"t","crawledAt":1767225600,"items":[{"sourceId":"a","price":1.5}]}', "CrawlResponse.items[0].price"),
+        ('{"ipId":1,"taskId":"t","crawledAt":1767225600,"items":[{"sourceId":"a","price":2147483648}]}', "CrawlResponse.items[0].price"),
+        ('{"ipId":1,"taskId":"t","crawledAt":1767225600,"items":[{"sourceId":"a","price":true}]}', "CrawlResponse.items[0].price"),
+        ('{"ipId":1,"taskId":"t","crawledAt":1767225600,"items":[{"sourceId":"a","status":"ITEM_STATUS_TRADING"}]}', "CrawlResponse.items[0].status"),
+        ('{"ipId":1,"taskId":"t","crawledAt":1767225600,"items":[{"sourceId":"a","status":7}]}', "CrawlResponse.items[0].status"),
+        ('{"ipId":1,"taskId":"t","crawledAt":1767225600,"items":[{"sourceId":"a","status":{"x":1}}]}', "CrawlResponse.items[0].status"),
+        ('{"ipId":1,"taskId":"t","crawledAt":1767225600,"items":[{"sourceId":123}]}', "CrawlResponse.items[0].sourceId"),
+        ('{"ipId":1,"taskId":"t","crawledAt":1767225600,"items":[{"sourceId":"a"},"m2"]}', "CrawlResponse.items[1]"),
+        ('{"ipId":1,"taskId":"t","crawledAt":1767225600,"items":{"sourceId":"a"}}', "CrawlResponse.items"),
+        ('{"ipId":"-1","taskId":"t","crawledAt":1767225600}', "CrawlResponse.ipId"),
+        (f'{{"ipId":"{2**64}","taskId":"t","crawledAt":1767225600}}', "CrawlResponse.ipId"),
+        ('{"ipId":"abc","taskId":"t","crawledAt":1767225600}', "CrawlResponse.ipId"),
+        ('{"ipId":[1],"taskId":"t","crawledAt":1767225600}', "CrawlResponse.ipId"),
         (f'{{"ipId":1,"taskId":"t","crawledAt":"{2**63}"}}', "CrawlResponse.crawledAt"),
-        ('{"ipId":1,"taskId":"t","crawledAt":1,"totalFound":"many"}', "CrawlResponse.totalFound"),
-        ('{"ipId":1,"taskId":5,"crawledAt":1}', "CrawlResponse.taskId"),
-        ('{"ipId":1,"taskId":"t","crawledAt":1,"errorMessage":false}', "CrawlResponse.errorMessage"),
-        ('{"taskId":"t","crawledAt":1}', "CrawlResponse.ipId"),
-        ('{"ipId":1,"crawledAt":1}', "CrawlResponse.taskId"),
+        ('{"ipId":1,"taskId":"t","crawledAt":1767225600,"totalFound":"many"}', "CrawlResponse.totalFound"),
+        ('{"ipId":1,"taskId":5,"crawledAt":1767225600}', "CrawlResponse.taskId"),
+        ('{"ipId":1,"taskId":"t","crawledAt":1767225600,"errorMessage":false}', "CrawlResponse.errorMessage"),
+        ('{"taskId":"t","crawledAt":1767225600}', "CrawlResponse.ipId"),
+        ('{"ipId":1,"crawledAt":1767225600}', "CrawlResponse.taskId"),
         ('{"ipId":1,"taskId":"t"}', "CrawlResponse.crawledAt"),
-        ('{"ipId":1,"taskId":"","crawledAt":1}', "CrawlResponse.taskId"),
+        ('{"ipId":1,"taskId":"","crawledAt":1767225600}', "CrawlResponse.taskId"),
     ],
 )
 def test_malformed_response_names_the_field(wire, path):
@@ -339,7 +343,7 @@ def test_any_json_either_decodes_or_raises_message_error(document):
     except MessageError:
         pass
     try:
-        decode_response({"ipId": 1, "taskId": "t", "crawledAt": 1, "items": [document]})
+        decode_response({"ipId": 1, "taskId": "t", "crawledAt": 1767225600, "items": [document]})
     except MessageError as exc:
         assert str(exc).startswith("CrawlResponse.items[0]")
 
@@ -369,7 +373,7 @@ def test_a_result_of_an_original_node_has_no_counts():
     decoded = decode_response({"ipId": "1", "taskId": "t", "crawledAt": "1700000000", "items": [{"sourceId": "m1"}]})
     assert decoded.found_on_sale is None and decoded.found_sold is None and not decoded.has_counts
     assert decoded.items[0].created == 0
-    assert not decode_response({"ipId": "1", "taskId": "t", "crawledAt": "1", "foundSold": "3"}).has_counts
+    assert not decode_response({"ipId": "1", "taskId": "t", "crawledAt": "1767225600", "foundSold": "3"}).has_counts
 
 
 @pytest.mark.parametrize(
@@ -379,4 +383,4 @@ def test_a_result_of_an_original_node_has_no_counts():
 )
 def test_malformed_counts_name_the_field(field, value, path):
     with pytest.raises(MessageError, match=path.replace(".", r"\.")):
-        decode_response({"ipId": "1", "taskId": "t", "crawledAt": "1", field: value})
+        decode_response({"ipId": "1", "taskId": "t", "crawledAt": "1767225600", field: value})
