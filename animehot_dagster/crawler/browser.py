@@ -5,6 +5,12 @@ collects the cells it has not seen, with the selectors of :mod:`animehot_dagster
 Python turns them into items with the same code as the HTML parser. Images, fonts, media and
 analytics are never fetched.
 
+The web app loads its results from the search API, so the JSON answers of
+``…/v2/entities:search`` that pass during the page load are read beside the DOM (Playwright
+response events): they give each item's ``created``/``updated`` (matched by id), the page's
+result count and whether a next page exists. Without such an answer the page is read from the
+DOM alone, and a next page exists when the page shows its next-page link.
+
 :class:`BrowserPool` owns the browser: launched on first use (a node in API mode never starts
 one), at most ``max_concurrency`` pages at a time, each page in its own context (so a proxy
 switch applies to the next page) and reused while it works, and the browser recycled after
@@ -16,12 +22,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
-from urllib.parse import quote
+from typing import Any
+from urllib.parse import quote, urlsplit
 
-from playwright.async_api import Browser, Page, Playwright, Route, async_playwright
+from playwright.async_api import Browser, Page, Playwright, Response, Route, async_playwright
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from animehot_dagster.crawler.errors import (
@@ -40,12 +48,14 @@ from animehot_dagster.crawler.parse import (
     EMPTY_RESULT_SELECTOR,
     IMAGE_SELECTOR,
     LINK_SELECTOR,
-    PAGE_SIZE,
     PRICE_SELECTOR,
     STICKER_SELECTOR,
     TITLE_SELECTOR,
     RawCell,
+    items_from_api_response,
     items_from_cells,
+    next_page_token,
+    result_count,
 )
 
 log = logging.getLogger(__name__)
@@ -94,6 +104,11 @@ _INSPECTION_SHARE = 0.2
 # Proxy variables are the settings' business (HTTP_PROXY is the switch target, not a default).
 _PROXY_ENVIRONMENT = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
 
+# The page's next-page link (Mercari's pagination button).
+NEXT_PAGE_SELECTOR = '[data-testid="pagination-next-button"]'
+# The search API the web app calls: api.mercari.jp/v2/entities:search (any host, any prefix).
+SEARCH_API_PATH_SUFFIX = "/v2/entities:search"
+
 PAGE_SELECTORS = {
     "cell": CELL_SELECTOR,
     "link": LINK_SELECTOR,
@@ -103,12 +118,14 @@ PAGE_SELECTORS = {
     "sticker": STICKER_SELECTOR,
     "empty": EMPTY_RESULT_SELECTOR,
     "blockMarker": BLOCK_MARKER_SELECTOR,
+    "next": NEXT_PAGE_SELECTOR,
 }
 
 # What the page shows right now.
 PAGE_STATE_SCRIPT = """(s) => ({
   results: document.querySelector(s.cell) !== null,
   empty: document.querySelector(s.empty) !== null,
+  next: document.querySelector(s.next) !== null,
   blockMarker: document.querySelector(s.blockMarker) !== null,
   bodyEmpty: !document.body || document.body.innerHTML.trim() === "",
   title: document.title,
@@ -363,6 +380,37 @@ class BrowserSearch:
             raise error_from_exception(exc) from exc
 
     async def _read(self, page: Page, url: str, page_index: int) -> SearchPage:
+        answers: list[Response] = []
+
+        def keep_search_answer(response: Response) -> None:
+            if response.request.method == "POST" and urlsplit(response.url).path.endswith(SEARCH_API_PATH_SUFFIX):
+                answers.append(response)
+
+        page.on("response", keep_search_answer)
+        try:
+            result = await self._read_page(page, url)
+            document = await _search_document(answers)
+        finally:
+            page.remove_listener("response", keep_search_answer)
+        if result is None:  # the page says there is nothing: a count of 0 unless the API told one
+            return SearchPage(items=[], next_page_token="", num_found=0 if document is None else result_count(document))
+        items, shows_next = result
+        if document is None:  # the DOM alone: a next page exists when the page links to one
+            return SearchPage(items=items, next_page_token=page_token_for(page_index + 1) if shows_next else "")
+        times = {item.source_id: (item.created, item.updated) for item in items_from_api_response(document)}
+        items = [
+            dataclasses.replace(item, created=times[item.source_id][0], updated=times[item.source_id][1])
+            if item.source_id in times
+            else item
+            for item in items
+        ]
+        more = bool(next_page_token(document))
+        return SearchPage(
+            items=items, next_page_token=page_token_for(page_index + 1) if more else "", num_found=result_count(document)
+        )
+
+    async def _read_page(self, page: Page, url: str) -> tuple[list, bool] | None:
+        """The items the page shows and whether it links to a next page; None for no results."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._page_timeout
         response = await page.goto(url, wait_until="domcontentloaded", timeout=self._page_timeout * 1000)
@@ -383,15 +431,15 @@ class BrowserSearch:
         if not (state["results"] or state["empty"]):
             raise await self._failure(page, status, state["title"])
         if not state["results"]:
-            return SearchPage(items=[], next_page_token="")
+            return None
         cells = await page.evaluate(
             COLLECT_CELLS_SCRIPT,
             {"s": PAGE_SELECTORS, "limit": self._max_fetch_count, "idleScrolls": IDLE_SCROLLS_BEFORE_STOP,
              "settleMs": self._scroll_settle_ms},
         )
         items = items_from_cells((RawCell(**cell) for cell in cells), self._web_url)
-        full = len(cells) >= min(self._max_fetch_count, PAGE_SIZE)
-        return SearchPage(items=items, next_page_token=page_token_for(page_index + 1) if full else "")
+        shows_next = await page.evaluate("(selector) => document.querySelector(selector) !== null", NEXT_PAGE_SELECTOR)
+        return items, shows_next
 
     @staticmethod
     async def _failure(page: Page, status: int | None, title: str) -> CrawlError:
@@ -401,3 +449,17 @@ class BrowserSearch:
         if status is not None and status >= 400:
             return CrawlError(kind_for_status(status), f"search page answered {status}", status=status)
         return CrawlError(ErrorKind.TIMEOUT, "no search result appeared", status=status)
+
+
+async def _search_document(answers: list[Response]) -> dict[str, Any] | None:
+    """The last search API answer of the page load that is a search result (items and meta)."""
+    for response in reversed(answers):
+        if not response.ok:
+            continue
+        try:
+            document = json.loads(await response.body())
+        except Exception:  # noqa: BLE001 - a body gone with a navigation, or not JSON: not an answer
+            continue
+        if isinstance(document, dict) and isinstance(document.get("items"), list):
+            return document
+    return None

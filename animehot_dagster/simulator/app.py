@@ -6,6 +6,10 @@ Market surfaces, as on the real site (SPEC §3):
 
 - ``GET /search?keyword=&order=desc&sort=created_time&status=on_sale|sold_out%7Ctrading&page_token=v1:N``
 - ``POST /v2/entities:search`` with ``X-Platform: web`` and a DPoP proof
+- ``POST /web-api/v2/entities:search``: the same request and answer without the proof, which the
+  search page's own script calls as it loads, as Mercari's web app calls the search API (the
+  page stands in for the app, which makes its proofs with a key of its own); not logged, and
+  no fault of its own: the page's answer decides what a browser sees
 
 Any market request may name the moment to look at: ``as_of`` (unix seconds or RFC 3339) in the
 query of a GET, or the ``X-Sim-As-Of`` header on any request; otherwise the market clock decides.
@@ -29,7 +33,7 @@ from animehot_dagster.simulator import pages
 from animehot_dagster.simulator.clock import MarketClock
 from animehot_dagster.simulator.dpop import DEFAULT_MAX_AGE_SECONDS, DpopError, JtiMemory, verify_dpop_proof
 from animehot_dagster.simulator.faults import Fault, FaultKind, FaultPlan, FaultRule, Surface
-from animehot_dagster.simulator.market import PAGE_SIZE, Market, SearchPage
+from animehot_dagster.simulator.market import ALL_STATUSES, PAGE_SIZE, ItemStatus, Market, SearchPage
 from animehot_dagster.simulator.scenario import parse_time
 from animehot_dagster.simulator.wire import (
     API_STATUS_NAMES,
@@ -45,6 +49,9 @@ from animehot_dagster.simulator.wire import (
 # A client configured for the real API signs this htu; accepting it lets a crawler run here
 # unchanged with only its base URL pointed at the simulator, or with the real URL kept in htu.
 REAL_API_SEARCH_URL = "https://api.mercari.jp/v2/entities:search"
+PAGE_API_SEARCH_PATH = "/web-api/v2/entities:search"
+_API_STATUS_NAMES = {ItemStatus.ON_SALE: "STATUS_ON_SALE", ItemStatus.TRADING: "STATUS_TRADING",
+                     ItemStatus.SOLD_OUT: "STATUS_SOLD_OUT"}
 AS_OF_HEADER = "X-Sim-As-Of"
 MAX_TRUTH_HOURS = 90 * 24
 _TRANSPORT_KEY = "animehot.simulator.transport"
@@ -239,7 +246,36 @@ def create_app(state: SimulatorState) -> FastAPI:
         if result.has_next:  # a page asked for at a fixed moment links to the next at the same moment
             next_url = pages.search_url(keyword, status, page + 1, moment if as_of is not None else None)
         state.requests.record(Surface.WEB, keyword, "200", state.wall())
-        return HTMLResponse(pages.render_search_page(keyword, result, next_url))
+        search_request = {
+            "url": PAGE_API_SEARCH_PATH,
+            "asOf": moment,  # the page's moment: its script sees what its cells show
+            "body": {
+                "pageSize": PAGE_SIZE,
+                "pageToken": page_token or "",
+                "searchCondition": {
+                    "keyword": keyword,
+                    "sort": "SORT_CREATED_TIME",
+                    "order": "ORDER_DESC",
+                    "status": [] if statuses == ALL_STATUSES else sorted(_API_STATUS_NAMES[s] for s in statuses),
+                },
+            },
+        }
+        return HTMLResponse(pages.render_search_page(keyword, result, next_url, search_request))
+
+    @app.post(PAGE_API_SEARCH_PATH)
+    async def page_api_search(request: Request) -> Response:
+        try:
+            body = json.loads(await request.body())
+            condition = _search_condition(body)
+            keyword = condition.get("keyword", "")
+            if not isinstance(keyword, str):
+                raise WireError("searchCondition.keyword must be a string")
+            statuses = parse_api_statuses(condition.get("status", []))
+            page = parse_page_token(body.get("pageToken"))
+            moment = _as_of(request, None, clock)
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, WireError, _BadRequest) as exc:
+            return _api_error(400, 3, str(exc))
+        return JSONResponse(api_search_response(market.search(keyword, moment, statuses, page)))
 
     @app.post("/v2/entities:search")
     async def api_search(request: Request) -> Response:

@@ -122,10 +122,28 @@ _VIRTUAL_LIST_SCRIPT = """
     }
   }
 
-  window.addEventListener("scroll", schedule, { passive: true });
-  window.addEventListener("resize", () => { layout(); schedule(); });
-  layout();
-  render();
+  function start() {
+    window.addEventListener("scroll", schedule, { passive: true });
+    window.addEventListener("resize", () => { layout(); schedule(); });
+    layout();
+    render();
+  }
+
+  // As the real web app does, the page asks the search API for its results (the same request
+  // and response as API mode) and shows the list once the answer is in; without one it shows
+  // the cells it came with.
+  const search = document.getElementById("search-request");
+  if (!search) {
+    start();
+    return;
+  }
+  const { url, asOf, body } = JSON.parse(search.textContent);
+  const headers = { "Content-Type": "application/json", "X-Platform": "web" };
+  if (asOf) headers["X-Sim-As-Of"] = String(asOf);
+  fetch(url, { method: "POST", headers, body: JSON.stringify(body) })
+    .then((response) => response.json())
+    .catch(() => null)
+    .finally(start);
 })();
 """
 
@@ -142,12 +160,22 @@ def search_url(keyword: str, status: str | None, page: int, as_of: int | None = 
     return "/search?" + urlencode(params, quote_via=quote)
 
 
-def render_search_page(keyword: str, page: SearchPage, next_url: str | None) -> str:
+def _script_json(data: object) -> str:
+    # Inside <script> the data must not be able to close the element.
+    return json.dumps(data, ensure_ascii=False).replace("<", "\\u003c")
+
+
+def render_search_page(keyword: str, page: SearchPage, next_url: str | None, search_request: dict | None = None) -> str:
+    """``search_request``: what the page's script POSTs to the search API as it loads
+    (``url``, ``asOf``, ``body``); None for a page that only renders the cells it carries."""
     title = escape(keyword)
     if page.listings:
-        cells = json.dumps([render_cell(listing) for listing in page.listings], ensure_ascii=False)
-        # Inside <script> the data must not be able to close the element.
-        cells = cells.replace("<", "\\u003c")
+        cells = _script_json([render_cell(listing) for listing in page.listings])
+        request = (
+            f'<script id="search-request" type="application/json">{_script_json(search_request)}</script>'
+            if search_request
+            else ""
+        )
         pagination = (
             f'<div data-testid="pagination-next-button"><a href="{escape(next_url)}">次へ</a></div>'
             if next_url
@@ -155,7 +183,7 @@ def render_search_page(keyword: str, page: SearchPage, next_url: str | None) -> 
         )
         results = (
             f'<div data-testid="search-result"><ul id="item-grid" data-testid="item-grid"></ul>{pagination}</div>'
-            f'<script id="item-grid-data" type="application/json">{cells}</script>'
+            f'<script id="item-grid-data" type="application/json">{cells}</script>{request}'
             f"<script>{_VIRTUAL_LIST_SCRIPT}</script>"
         )
     else:

@@ -148,7 +148,8 @@ def test_browser_pages_go_through_the_proxy_after_the_switch(market):
     response, through_proxy = asyncio.run(run())
     assert response.pages_crawled == 2
     assert market.outcomes(Surface.WEB) == ["fault:cloudflare"] * 3 + ["200"] * 2
-    assert through_proxy == [("GET", "/search")] * 2
+    # Each page and the search API call its script makes as it loads.
+    assert through_proxy == [("GET", "/search"), ("POST", "/web-api/v2/entities:search")] * 2
 
 
 def test_an_unhealthy_proxy_is_not_switched_to(market, caplog):

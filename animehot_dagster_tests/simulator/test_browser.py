@@ -87,6 +87,8 @@ def scroll_and_collect(page: Page) -> tuple[dict[str, dict], int, int]:
     add nothing. Returns the cells by source id, the count first in the DOM, and the most
     ever in the DOM at once."""
     seen: dict[str, dict] = {}
+    # The list mounts once the page's own search API call has answered, as a crawler waits.
+    page.wait_for_selector('[data-testid="item-cell"]', state="attached")
     first_count = most_in_dom = len(page.evaluate(EXTRACT_CELLS))
     scrolls_without_growth = 0
     while scrolls_without_growth < 3:

@@ -406,3 +406,26 @@ def test_the_truth_span_counts_to_the_second_what_the_api_shows(client, key):
     assert span["sold"] == len(sold_by_end - sold_before) > 0
     whole = client.get("/__truth", params={"keyword": KEEP, "from": start - 600, "to": start + 3000}).json()
     assert whole["span"] == whole["totals"]
+
+
+def test_the_search_page_asks_the_search_api_for_what_its_cells_show(client):
+    url = f"/search?keyword={quote(KEYWORD)}&order=desc&sort=created_time&status=sold_out%7Ctrading&page_token=v1:1"
+    html = client.get(url + f"&as_of={AS_OF}").text
+    embedded = html.split('<script id="search-request" type="application/json">', 1)[1].split("</script>", 1)[0]
+    search = json.loads(embedded)
+    assert search["asOf"] == AS_OF and search["url"] == "/web-api/v2/entities:search"
+    assert search["body"]["pageToken"] == "v1:1"
+    assert search["body"]["searchCondition"]["status"] == ["STATUS_SOLD_OUT", "STATUS_TRADING"]
+    client.delete("/__requests")
+    answer = client.post(search["url"], json=search["body"], headers={"X-Sim-As-Of": str(search["asOf"])})
+    assert answer.status_code == 200
+    served = client.get(
+        "/__items",
+        params={"keyword": KEYWORD, "status": "sold_out|trading", "page_token": "v1:1", "as_of": AS_OF},
+    ).json()["items"]
+    assert [(i["id"], int(i["created"]), int(i["updated"])) for i in answer.json()["items"]] == [
+        (i["id"], i["created"], i["updated"]) for i in served
+    ]
+    assert answer.json()["meta"]["nextPageToken"] == "v1:2"
+    assert client.get("/__requests").json()["counts"] == {}  # the page's call is not a request of its own
+    assert client.post(search["url"], json={"searchCondition": 3}).status_code == 400
