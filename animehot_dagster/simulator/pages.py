@@ -4,6 +4,10 @@ The results page is client-rendered like Mercari's: the server sends the cells' 
 and a small script mounts only the rows near the viewport (a virtualised list), mounting more
 and unmounting the far ones as the page scrolls. A crawler therefore has to scroll a screen at
 a time and collect cells as they pass; reading the served HTML finds no cells at all.
+
+Like the real web app, the page asks the search API for its results as it loads (the request
+the page carries in ``#search-request``, answered in the API's own shape) and mounts the list
+once the answer is in, so a browser crawl can read that JSON as it passes.
 """
 
 from __future__ import annotations
