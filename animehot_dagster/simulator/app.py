@@ -275,7 +275,7 @@ def create_app(state: SimulatorState) -> FastAPI:
             moment = _as_of(request, None, clock)
         except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, WireError, _BadRequest) as exc:
             return _api_error(400, 3, str(exc))
-        return JSONResponse(api_search_response(market.search(keyword, moment, statuses, page)))
+        return JSONResponse(api_search_response(market.search(keyword, moment, statuses, page), clock.reported))
 
     @app.post("/v2/entities:search")
     async def api_search(request: Request) -> Response:
@@ -327,7 +327,7 @@ def create_app(state: SimulatorState) -> FastAPI:
         except (WireError, _BadRequest) as exc:
             return answer(_api_error(400, 3, str(exc)))
         result = market.search(condition.get("keyword", ""), moment, statuses, page, page_size)
-        return answer(JSONResponse(api_search_response(result)))
+        return answer(JSONResponse(api_search_response(result, clock.reported)))
 
     @app.get("/__items")
     async def served_items(

@@ -36,3 +36,12 @@ class MarketClock:
 
     def now(self) -> int:
         return int(self.now_exact())
+
+    def reported(self, market_seconds: int) -> int:
+        """A market time (a listing's ``created``, ``updated``) as a crawler node reading the market
+        sees it: a node stamps its crawls with the wall clock, so while the market runs fast its
+        times are served on the wall clock too (an hour of market that passed in a minute is a
+        minute). A frozen market serves its own times: whoever froze it knows the moment."""
+        if self.scale == 0:
+            return market_seconds
+        return int(self._anchor_wall + (market_seconds - self._anchor_market) / self.scale)

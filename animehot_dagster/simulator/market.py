@@ -553,9 +553,8 @@ class Market:
         # The newest of these hours is partly still served: count only what the window is not.
         cut = as_of - self.horizon_seconds
         listings = self._hour(key, oldest_served)
-        served_sold = int(np.count_nonzero(
-            (listings.created > cut) & (listings.sold_out_at <= as_of) & (listings.deleted_at > as_of)
-        ))
+        gone = (listings.sold_out_at <= as_of) & (listings.deleted_at <= as_of)
+        served_sold = int(np.count_nonzero((listings.created > cut) & (listings.sale_at <= as_of) & ~gone))
         return never + int(len(deleted_at) - np.searchsorted(deleted_at, as_of, side="right")) - served_sold
 
     def _aged_hour(self, key: str, hour: int) -> tuple[int, np.ndarray]:

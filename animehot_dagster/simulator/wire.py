@@ -7,6 +7,7 @@ key for key and in the same order, so a parser that reads the simulator reads Me
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from animehot_dagster.simulator.market import ALL_STATUSES, ItemStatus, Listing, SearchPage
 
@@ -75,7 +76,11 @@ def thumbnail_url(listing: Listing) -> str:
     return f"https://static.mercdn.net/c!/w=240,f=webp/thumb/photos/{listing.api_id}_1.jpg?{listing.created}"
 
 
-def api_item(listing: Listing) -> dict:
+def _as_is(seconds: int) -> int:
+    return seconds
+
+
+def api_item(listing: Listing, reported: Callable[[int], int] = _as_is) -> dict:
     return {
         "id": listing.api_id,
         "sellerId": listing.seller_id,
@@ -83,8 +88,8 @@ def api_item(listing: Listing) -> dict:
         "status": API_STATUS_NAMES[listing.status],
         "name": listing.title,
         "price": str(listing.price),
-        "created": str(listing.created),
-        "updated": str(listing.updated),
+        "created": str(reported(listing.created)),
+        "updated": str(reported(listing.updated)),
         "thumbnails": [thumbnail_url(listing)],
         "itemType": "ITEM_TYPE_BEYOND" if listing.is_shop else "ITEM_TYPE_MERCARI",
         "itemConditionId": str(listing.item_condition_id),
@@ -99,9 +104,10 @@ def api_item(listing: Listing) -> dict:
     }
 
 
-def api_search_response(page: SearchPage) -> dict:
+def api_search_response(page: SearchPage, reported: Callable[[int], int] = _as_is) -> dict:
+    """``reported`` turns the market's times into the times served (:meth:`MarketClock.reported`)."""
     return {
-        "items": [api_item(listing) for listing in page.listings],
+        "items": [api_item(listing, reported) for listing in page.listings],
         "meta": {
             "nextPageToken": page_token(page.page + 1) if page.has_next else "",
             "previousPageToken": page_token(page.page - 1) if page.page > 0 else "",

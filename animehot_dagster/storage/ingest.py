@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from animehot_dagster.domain.alerts import AlertThresholds, evaluate
 from animehot_dagster.domain.cadence import CadenceDecision, CadencePolicy, decide
+from animehot_dagster.domain.estimator import HOUR, LOOKBACK, CountedCrawl, sales_between, visible_share
 from animehot_dagster.domain.items import (
     Availability,
     CrawlOutcome,
@@ -28,17 +29,20 @@ from animehot_dagster.domain.items import (
     collapse_reports,
     observe_crawl,
 )
-from animehot_dagster.domain.messages import NO_ITEMS, CrawlResponse
+from animehot_dagster.domain.messages import NO_ITEMS, PAGE_SIZE, CrawlResponse
 from animehot_dagster.domain.timebuckets import from_unix, hour_bucket
 from animehot_dagster.storage.alerts import write_alerts
 from animehot_dagster.storage.db import insert_many, upsert
-from animehot_dagster.storage.schema import crawl_log, ip_metadata, item_events, item_snapshots
-from animehot_dagster.storage.stats import HourFigures, recompute_hour
+from animehot_dagster.storage.schema import crawl_log, ip_metadata, item_events, item_snapshots, listings_seen
+from animehot_dagster.storage.stats import COUNTED_CRAWL, HourFigures, recompute_hour
 
 log = logging.getLogger(__name__)
 
 _IN_LIST_CHUNK = 5_000
 _MINUTE = timedelta(minutes=1)
+# A crawl changes the event-time figures of the hours between its neighbouring crawls; after an
+# outage of the crawlers that can be many, but never more than this.
+_MAX_HOURS_TOUCHED = 7 * 24
 _SNAPSHOT_UPDATES = ("title", "price", "status", "image_url", "item_url", "first_seen_at", "last_seen_at", "sold_at")
 
 
@@ -75,6 +79,9 @@ class IngestResult:
     alerts: tuple[str, ...] = ()
     hour: HourFigures | None = None
     duration_seconds: float = 0.0
+    # Every hour whose figures this result recomputed (the crawl's own hour among them): an
+    # event-time result can revise several (SPEC §4.1).
+    hours: tuple[HourFigures, ...] = ()
 
 
 def apply(engine: Engine, response: CrawlResponse, config: IngestConfig, now: datetime | None = None) -> IngestResult:
@@ -118,30 +125,45 @@ def _apply(connection: Connection, response: CrawlResponse, config: IngestConfig
 
     crawled_at = from_unix(response.crawled_at)
     hour = hour_bucket(crawled_at)
+    counted = response.has_counts and not response.failed
     if response.failed:
         outcome = CrawlOutcome(baseline=False, observations=())
     else:
         outcome = _observe(connection, response, crawled_at, config.ttl)
+    event_time = _event_time_counts(connection, response, crawled_at) if counted else None
+    baseline = outcome.baseline if event_time is None else event_time.baseline
+    inflow, outflow = (outcome.inflow, outcome.outflow) if event_time is None else (event_time.inflow, event_time.outflow)
     decision = decide(
         config.cadence,
         config.cadence.current_interval(ip.weight, ip.crawl_interval_minutes),
-        outcome.inflow,
-        outcome.outflow,
+        inflow,
+        outflow,
         crawled_at,
         now,
-        measured=not (response.failed or outcome.baseline),
+        measured=not (response.failed or baseline),
     )
     weight = ip.weight if decision.weight is None else decision.weight
     connection.execute(
-        crawl_log.insert().values(_crawl_log_row(response, outcome, decision, weight, crawled_at, hour, now))
+        crawl_log.insert().values(
+            _crawl_log_row(response, outcome, decision, weight, crawled_at, hour, now)
+            | {"baseline": baseline, "inflow": inflow, "outflow": outflow}
+            | ({} if event_time is None else event_time.log_columns())
+        )
     )
-    figures, raised = None, ()
+    figures, raised, recomputed = None, (), ()
     if not response.failed:
         _write_items(connection, response, outcome, hour)
-        figures = recompute_hour(connection, response.ip_id, hour, now)
-        alerts = evaluate(figures.inflow, figures.outflow, figures.liquidity_index, config.thresholds)
-        write_alerts(connection, response.ip_id, hour, alerts, now)
-        raised = tuple(a.alert_type.value for a in alerts)
+        if event_time is not None:
+            insert_many(connection, listings_seen, event_time.listing_rows(response.ip_id))
+        hours = [hour] if event_time is None else event_time.hours_touched(hour)
+        recomputed = tuple(f for h in hours if (f := recompute_hour(connection, response.ip_id, h, now)) is not None)
+        alerts_raised = []
+        for hour_figures in recomputed:
+            alerts = evaluate(hour_figures.inflow, hour_figures.outflow, hour_figures.liquidity_index, config.thresholds)
+            write_alerts(connection, response.ip_id, hour_figures.hour_bucket, alerts, now)
+            alerts_raised.extend(a.alert_type.value for a in alerts if hour_figures.hour_bucket == hour)
+        figures = next((f for f in recomputed if f.hour_bucket == hour), None)
+        raised = tuple(alerts_raised)
     if not response.failed:
         # A failed crawl saw nothing: the IP is no fresher for it.
         catalog_update = {"last_crawled_at": max(filter(None, (ip.last_crawled_at, crawled_at)))}
@@ -154,9 +176,9 @@ def _apply(connection: Connection, response: CrawlResponse, config: IngestConfig
         hour_bucket=hour,
         applied=True,
         failed=response.failed,
-        baseline=outcome.baseline,
-        inflow=outcome.inflow,
-        outflow=outcome.outflow,
+        baseline=baseline,
+        inflow=inflow,
+        outflow=outflow,
         items=len(outcome.observations),
         interval=decision.interval,
         weight=float(weight),
@@ -164,7 +186,115 @@ def _apply(connection: Connection, response: CrawlResponse, config: IngestConfig
         ip_active=ip.status == "active",
         alerts=raised,
         hour=figures,
+        hours=recomputed,
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class _EventTimeCounts:
+    """What a counted crawl adds to the event-time facts, and its own counts for the cadence."""
+
+    crawled_at: datetime
+    found_on_sale: int
+    found_sold: int
+    on_sale_boundary: datetime | None
+    visible_share: float
+    new_listings: tuple[tuple[str, datetime], ...]  # (source id, created) not seen before
+    previous: CountedCrawl | None
+    following: datetime | None
+
+    @property
+    def baseline(self) -> bool:
+        return self.previous is None
+
+    @property
+    def inflow(self) -> int:
+        return 0 if self.baseline else len(self.new_listings)
+
+    @property
+    def outflow(self) -> int:
+        if self.previous is None:
+            return 0
+        return sales_between(self.previous, CountedCrawl(self.crawled_at, self.found_on_sale, self.found_sold))
+
+    def log_columns(self) -> dict:
+        return {
+            "found_on_sale": self.found_on_sale,
+            "found_sold": self.found_sold,
+            "on_sale_boundary": self.on_sale_boundary,
+            "visible_share": Decimal(f"{self.visible_share:.4f}"),
+        }
+
+    def listing_rows(self, ip_id: int) -> list[dict]:
+        return [{"ip_id": ip_id, "source_id": source_id, "listed_at": created} for source_id, created in self.new_listings]
+
+    def hours_touched(self, own_hour: datetime) -> list[datetime]:
+        """From the earliest hour its new listings or its sales reach to the hour of the crawl
+        after it (whose sales it splits), at most a week."""
+        moments = [self.crawled_at, *(created for _, created in self.new_listings)]
+        if self.previous is not None:
+            moments.append(self.previous.crawled_at)
+        last = hour_bucket(self.following) if self.following is not None else own_hour
+        first = max(hour_bucket(min(moments)), last - _MAX_HOURS_TOUCHED * HOUR)
+        return [first + i * HOUR for i in range(int((last - first) / HOUR) + 1)]
+
+
+def _event_time_counts(connection: Connection, response: CrawlResponse, crawled_at: datetime) -> _EventTimeCounts:
+    recent = {
+        item.source_id: from_unix(item.created)
+        for item in response.items
+        if item.source_id and item.created and crawled_at - LOOKBACK <= from_unix(item.created) <= crawled_at + _MINUTE
+    }
+    known = _listings_known(connection, response.ip_id, list(recent))
+    of_ip = sa.and_(crawl_log.c.ip_id == response.ip_id, COUNTED_CRAWL)
+    previous = connection.execute(
+        sa.select(crawl_log.c.crawled_at, crawl_log.c.found_on_sale, crawl_log.c.found_sold)
+        .where(of_ip, crawl_log.c.crawled_at < crawled_at)
+        .order_by(crawl_log.c.crawled_at.desc())
+        .limit(1)
+    ).one_or_none()
+    following = connection.execute(
+        sa.select(sa.func.min(crawl_log.c.crawled_at)).where(of_ip, crawl_log.c.crawled_at > crawled_at)
+    ).scalar_one()
+    return _EventTimeCounts(
+        crawled_at=crawled_at,
+        found_on_sale=response.found_on_sale,
+        found_sold=response.found_sold,
+        on_sale_boundary=_on_sale_boundary(response) if response.on_sale_more else None,
+        visible_share=_visible_share(response),
+        new_listings=tuple(sorted((s, c) for s, c in recent.items() if s not in known)),
+        previous=None if previous is None else CountedCrawl(previous.crawled_at, previous.found_on_sale, previous.found_sold),
+        following=following,
+    )
+
+
+def _visible_share(response: CrawlResponse) -> float:
+    sold = sum(1 for item in response.items if item.is_sold)
+    return visible_share(
+        sold, response.found_sold, len(response.items) - sold, response.found_on_sale, response.on_sale_more, PAGE_SIZE
+    )
+
+
+def _on_sale_boundary(response: CrawlResponse) -> datetime | None:
+    """Where the on-sale window ended in the search's order: the search sorts a listing by its
+    last edit when newer than its creation, so every listing created after the oldest such
+    moment in the window was in it."""
+    moments = [max(item.created, item.updated) for item in response.items if not item.is_sold and item.created]
+    return from_unix(min(moments)) if moments else None
+
+
+def _listings_known(connection: Connection, ip_id: int, source_ids: list[str]) -> set[str]:
+    known: set[str] = set()
+    for start in range(0, len(source_ids), _IN_LIST_CHUNK):
+        known.update(
+            connection.execute(
+                sa.select(listings_seen.c.source_id).where(
+                    listings_seen.c.ip_id == ip_id,
+                    listings_seen.c.source_id.in_(source_ids[start : start + _IN_LIST_CHUNK]),
+                )
+            ).scalars()
+        )
+    return known
 
 
 def _already_applied(previous, ip_status: str) -> IngestResult:

@@ -91,6 +91,8 @@ ip_stats_hourly = sa.Table(
     sa.Column("max_price_item", sa.JSON(none_as_null=True), nullable=True),
     sa.Column("sample_count", sa.Integer, nullable=False, server_default="0"),
     sa.Column("crawl_count", sa.Integer, nullable=False, server_default="0"),
+    # How the row was obtained (domain.estimator.Quality): exact, counted, estimated, lower_bound.
+    sa.Column("quality", sa.String(16), nullable=True),
     *_timestamps(),
     sa.UniqueConstraint("ip_id", "hour_bucket", name="uq_ip_stats_hourly_ip_hour"),
     sa.Index("ix_ip_stats_hourly_hour", "hour_bucket"),
@@ -169,7 +171,16 @@ crawl_log = sa.Table(
     sa.Column("interval_minutes", sa.Integer, nullable=False),
     sa.Column("weight_after", sa.Numeric(5, 2), nullable=False),
     sa.Column("next_crawl_at", UTCDateTime, nullable=False),
+    # The search's result counts (SPEC §4.1); NULL for results of nodes that do not report them.
+    sa.Column("found_on_sale", sa.BigInteger, nullable=True),
+    sa.Column("found_sold", sa.BigInteger, nullable=True),
+    # Where a cut on-sale window ended in the created-time order; NULL when it reached the end.
+    sa.Column("on_sale_boundary", UTCDateTime, nullable=True),
+    # The share of the sold results' slots its pages served: the search counts listings it then
+    # filters from its pages, and inflow from what the pages showed is scaled back up by it.
+    sa.Column("visible_share", sa.Numeric(5, 4), nullable=True),
     sa.Index("ix_crawl_log_ip_hour", "ip_id", "hour_bucket"),
+    sa.Index("ix_crawl_log_ip_crawled", "ip_id", "crawled_at"),
     sa.Index("ix_crawl_log_processed", "processed_at"),
     **TABLE_OPTIONS,
 )
@@ -189,6 +200,20 @@ item_events = sa.Table(
     sa.Column("image_url", sa.String(1024), nullable=False, server_default=""),
     sa.UniqueConstraint("task_id", "source_id", name="uq_item_events_task_source"),
     sa.Index("ix_item_events_ip_hour", "ip_id", "hour_bucket", "transition"),
+    **TABLE_OPTIONS,
+)
+
+# Every listing a crawl with listing times counted as new, once per (ip, listing), at its own
+# creation time: the facts of event-time inflow (SPEC §4.1).
+listings_seen = sa.Table(
+    "listings_seen",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("ip_id", Id, sa.ForeignKey("ip_metadata.id"), nullable=False),
+    sa.Column("source_id", sa.String(64), nullable=False),
+    sa.Column("listed_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("ip_id", "source_id", name="uq_listings_seen_ip_source"),
+    sa.Index("ix_listings_seen_ip_listed", "ip_id", "listed_at"),
     **TABLE_OPTIONS,
 )
 
