@@ -128,7 +128,42 @@ def mercari_crawl(
         report = _crawl_now(context, ip_id, database, queue, analyzer)
     if report.failed:
         raise dg.Failure(f"{report.failed} result(s) failed to apply; the janitor returns them to the queue")
+    # This run materializes the figures of its own hour; the other hours the results revised
+    # (event-time figures, SPEC §4.1) are recorded here.
+    _record_revised_hours(context, report.applied, skip=crawl_partition_key(ip_id, hour))
     return dg.MaterializeResult(metadata=_crawl_metadata(database.engine(), ip_id, hour, report, time.perf_counter() - started))
+
+
+# The assets whose (ip, hour) partitions a result can revise beyond its own crawl hour.
+FIGURE_ASSETS = ("hourly_liquidity", "liquidity_alerts")
+
+
+def _figure_metadata(figures) -> dict:
+    return {
+        "hour_inflow": figures.inflow,
+        "hour_outflow": figures.outflow,
+        "liquidity_index": None if figures.liquidity_index is None else float(figures.liquidity_index),
+        "quality": figures.quality.value,
+    }
+
+
+def _record_revised_hours(context, results, skip: dg.MultiPartitionKey | None = None) -> int:
+    """A materialization of the figure assets for every existing (ip, hour) partition whose figures
+    the results recomputed, once per partition with its latest figures; returns how many."""
+    latest = {}
+    for result in results:
+        for figures in result.hours:
+            latest[crawl_partition_key(result.ip_id, figures.hour_bucket)] = figures
+    recorded = 0
+    for key, figures in sorted(latest.items(), key=lambda item: str(item[0])):
+        if key == skip or not crawl_partition_exists(context.instance, key):
+            continue
+        for asset in FIGURE_ASSETS:
+            context.log_event(
+                dg.AssetMaterialization(asset_key=asset, partition=str(key), metadata=_figure_metadata(figures))
+            )
+        recorded += 1
+    return recorded
 
 
 # The assets of one (ip, hour), in order: the facts, the figures, the alerts.
@@ -161,21 +196,14 @@ def ingest_waiting_results(
         key = crawl_partition_key(ip_id, hour)
         if not crawl_partition_exists(context.instance, key):
             continue  # an IP no longer active, or an hour before the window: ingested, not shown
-        figures = results[-1].hour
         metadata = {
             "ingested_now": len(results),
             "new_listings": sum(r.inflow for r in results),
             "sold": sum(r.outflow for r in results),
             "items": sum(r.items for r in results),
         }
-        if figures is not None:
-            metadata |= {
-                "hour_inflow": figures.inflow,
-                "hour_outflow": figures.outflow,
-                "liquidity_index": None if figures.liquidity_index is None else float(figures.liquidity_index),
-            }
-        for asset in CRAWL_CHAIN:
-            context.log_event(dg.AssetMaterialization(asset_key=asset, partition=str(key), metadata=metadata))
+        context.log_event(dg.AssetMaterialization(asset_key="mercari_crawl", partition=str(key), metadata=metadata))
+    _record_revised_hours(context, report.applied)
     context.log.info(f"batch: {json.dumps(report.as_dict() | {'applied_task_ids': len(report.applied)})}")
     if report.failed:
         raise dg.Failure(f"{report.failed} result(s) failed to apply; the janitor returns them to the queue")

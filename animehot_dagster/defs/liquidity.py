@@ -4,7 +4,7 @@ or backfilling any range gives the same rows and never double counts."""
 import dagster as dg
 
 from animehot_dagster.defs.metadata import preview_table
-from animehot_dagster.defs.partitions import crawl_partitions, parse_crawl_partition
+from animehot_dagster.defs.partitions import FIGURE_HOURS_FROM_CRAWLS, crawl_partitions, parse_crawl_partition
 from animehot_dagster.defs.resources import AnalyzerResource, DatabaseResource, now
 from animehot_dagster.domain.alerts import evaluate
 from animehot_dagster.domain.scores import hot_score, liquidity_index
@@ -27,22 +27,26 @@ def _figures_metadata(figures) -> dict:
         "sold_price_median": None if prices.median is None else float(prices.median),
         "sold_price_min": prices.min,
         "sold_price_max": prices.max,
+        "quality": figures.quality.value,
     }
 
 
 @dg.asset(
     partitions_def=crawl_partitions,
-    deps=["mercari_crawl"],
+    deps=[dg.AssetDep("mercari_crawl", partition_mapping=FIGURE_HOURS_FROM_CRAWLS)],
     group_name="liquidity",
     kinds={"mysql"},
-    description="Inflow, outflow, liquidity index and sold prices of one (ip, hour) (ip_stats_hourly).",
+    description=(
+        "Inflow, outflow, liquidity index and sold prices of one (ip, hour) (ip_stats_hourly), and how they "
+        "were obtained (exact, counted, estimated, lower bound). Crawls of the following hours revise it."
+    ),
 )
 def hourly_liquidity(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
     ip_id, hour = parse_crawl_partition(context.partition_key)
     with database.engine().begin() as connection:
         figures = recompute_hour(connection, ip_id, hour, now())
     if figures is None:
-        return dg.MaterializeResult(metadata={"crawls": 0, "note": f"no crawl landed in {rfc3339_jst(hour)}"})
+        return dg.MaterializeResult(metadata={"crawls": 0, "note": f"no crawl observed {rfc3339_jst(hour)}"})
     return dg.MaterializeResult(metadata=_figures_metadata(figures))
 
 

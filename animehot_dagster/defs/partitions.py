@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from animehot_dagster.domain.estimator import LOOKBACK
 from animehot_dagster.domain.timebuckets import JST, week_start
 from animehot_dagster.settings import load_settings
 
@@ -36,6 +37,23 @@ crawl_partitions = dg.MultiPartitionsDefinition({IP_DIMENSION: ip_partitions, HO
 day_partitions = dg.DailyPartitionsDefinition(start_date=_START.strftime("%Y-%m-%d"), timezone=TIMEZONE)
 week_partitions = dg.WeeklyPartitionsDefinition(
     start_date=week_start(_START.date()).strftime("%Y-%m-%d"), timezone=TIMEZONE, day_offset=1
+)
+
+
+# The figures of an hour come from the crawls around it (SPEC §4.1): the crawl before it (the
+# sold count its sales start from, one cadence interval back at most) and the crawls up to the
+# estimator's look-back after it, which still count listings created in it. Declared, so the UI
+# shows which figure hours a late crawl made stale, and backfills take the crawls they need.
+FIGURE_HOURS_FROM_CRAWLS = dg.MultiPartitionMapping(
+    {
+        IP_DIMENSION: dg.DimensionPartitionMapping(IP_DIMENSION, dg.IdentityPartitionMapping()),
+        HOUR_DIMENSION: dg.DimensionPartitionMapping(
+            HOUR_DIMENSION,
+            dg.TimeWindowPartitionMapping(
+                start_offset=-2, end_offset=int(LOOKBACK / timedelta(hours=1)), allow_nonexistent_upstream_partitions=True
+            ),
+        ),
+    }
 )
 
 

@@ -173,8 +173,10 @@ def test_ingest_results_job_records_a_materialization_per_partition_written(
     with mysql_engine.connect() as connection:
         hours = {(r.ip_id, r.hour_bucket): r for r in connection.execute(sa.select(ip_stats_hourly))}
     for (ip, hour), row in hours.items():
-        figures = metadata[("hourly_liquidity", partition_key(ip, hour))]
-        assert (figures["ingested_now"], figures["hour_inflow"], figures["hour_outflow"]) == (1, row.inflow, row.outflow)
+        key = partition_key(ip, hour)
+        assert metadata[("mercari_crawl", key)]["ingested_now"] == 1
+        figures = metadata[("hourly_liquidity", key)]
+        assert (figures["hour_inflow"], figures["hour_outflow"], figures["quality"]) == (row.inflow, row.outflow, row.quality)
     assert len(hours) == 10 and _count(mysql_engine, crawl_log) == 10
     assert _queues_empty(queue_redis)
 
