@@ -84,6 +84,9 @@ class Liquidity(BaseModel):
     updated_at: Time = Field(description="the hour")
     from_cache: bool
     cached_at: Time | None = None
+    quality: Literal["exact", "counted", "estimated", "lower_bound"] | None = Field(
+        default=None, description="an addition (SPEC §4.1): how the hour's figures were obtained"
+    )
 
 
 class PriceItem(BaseModel):
@@ -113,6 +116,8 @@ class HourlyStatRow(BaseModel):
     created_at: Time
     updated_at: Time | None = None
     hot_score: float = 0.0
+    # An addition (SPEC §4.1): how the row was obtained — exact, counted, estimated, lower_bound.
+    quality: Literal["exact", "counted", "estimated", "lower_bound"] | None = None
 
 
 class HourlyStats(BaseModel):

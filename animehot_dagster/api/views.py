@@ -66,11 +66,11 @@ def liquidity_json(ip: Any, row: Any | None, sold_total: int, now: datetime) -> 
     if row is None:
         return {"ip_id": ip.id, "ip_name": ip.name, "on_sale_inflow": 0, "on_sale_outflow": 0, "on_sale_total": 0,
                 "sold_inflow": 0, "sold_total": sold_total, "liquidity_index": None, "hot_score": 0.0,
-                "updated_at": rfc3339_jst(now)}
+                "updated_at": rfc3339_jst(now), "quality": None}
     return {"ip_id": ip.id, "ip_name": ip.name, "on_sale_inflow": row.inflow, "on_sale_outflow": row.outflow,
             "on_sale_total": row.active_count, "sold_inflow": row.outflow, "sold_total": sold_total,
             "liquidity_index": wire(row.liquidity_index), "hot_score": hot_score(row.inflow, row.outflow),
-            "updated_at": t(row.hour_bucket)}
+            "updated_at": t(row.hour_bucket), "quality": row.quality}
 
 
 def item_json(row: Any) -> dict:
