@@ -128,7 +128,7 @@ bench-api: $(STAMP)
 
 bench-accuracy: $(STAMP)
 	scripts/ensure_services.sh
-	$(BIN)/python bench/accuracy.py
+	$(BIN)/python bench/accuracy.py --method both
 
 clean:
 	rm -rf $(VENV) var *.egg-info

@@ -45,6 +45,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import enum
 import heapq
 import json
 import multiprocessing
@@ -61,13 +62,14 @@ import numpy as np
 import sqlalchemy as sa
 import yaml
 
-from animehot_dagster.crawler.crawl import Crawler, CrawlerConfig
+from animehot_dagster.crawler.crawl import Crawler, CrawlerConfig, PagePlan
 from animehot_dagster.crawler.metrics import CrawlerMetrics
 from animehot_dagster.crawler.parse import PAGE_SIZE
 from animehot_dagster.crawler.resilience import Mode
 from animehot_dagster.domain.cadence import rebuild_schedule
 from animehot_dagster.domain.items import collapse_reports
-from animehot_dagster.domain.messages import CrawlRequest
+from animehot_dagster.domain.messages import CrawlRequest, CrawlResponse
+from animehot_dagster.domain.scores import hot_score
 from animehot_dagster.domain.timebuckets import JST, from_unix, to_unix
 from animehot_dagster.settings import load_settings
 from animehot_dagster.simulator.app import create_app
@@ -238,7 +240,46 @@ class _Unlimited:
         return 0.0
 
 
-async def _crawl_ips(scenario: BenchScenario, plans: Sequence[IpPlan], database_url: str, worker: int) -> list[IpRun]:
+class Method(enum.Enum):
+    """How the figures are obtained: the event-time method of SPEC §4.1 (the crawler spends one
+    page on the sold count and the rest on sale; results carry counts and listing times), or the
+    item method of SPEC §4 alone (each phase its own pages; results as the original nodes send
+    them). Both spend the same page budget."""
+
+    EVENT = "event"
+    WINDOW = "window"
+
+    @property
+    def page_plan(self) -> PagePlan:
+        return PagePlan.COUNTS if self is Method.EVENT else PagePlan.WINDOW
+
+    def as_sent(self, response: CrawlResponse) -> CrawlResponse:
+        if self is Method.EVENT:
+            return response
+        return dataclasses.replace(
+            response,
+            found_on_sale=None,
+            found_sold=None,
+            on_sale_more=False,
+            items=tuple(dataclasses.replace(item, created=0, updated=0) for item in response.items),
+        )
+
+
+async def _freeze_clock(clock: httpx.AsyncClient, at: int) -> None:
+    # uvicorn drops a keep-alive connection idle for 5 s; a crawl can take longer than that on a
+    # loaded machine, and the next request may race the close.
+    for attempt in range(3):
+        try:
+            (await clock.post("/__clock", json={"now": at, "scale": 0})).raise_for_status()
+            return
+        except httpx.TransportError:
+            if attempt == 2:
+                raise
+
+
+async def _crawl_ips(
+    scenario: BenchScenario, plans: Sequence[IpPlan], database_url: str, worker: int, method: Method
+) -> list[IpRun]:
     state = build_state(scenario.market, seed=scenario.seed, time_scale=0, start=scenario.start)
     market = state.market
     engine = create_engine(database_url, pool_size=1)
@@ -247,10 +288,14 @@ async def _crawl_ips(scenario: BenchScenario, plans: Sequence[IpPlan], database_
             {**scenario.settings, "MERCARI_WEB_URL": server.url, "MERCARI_API_URL": server.url}
         )
         config = IngestConfig.from_settings(settings)
-        on_sale_window = settings.scheduler_pages_on_sale * PAGE_SIZE
-        sold_window = settings.scheduler_pages_sold * PAGE_SIZE
+        pages_on_sale, pages_sold = method.page_plan.phase_pages(
+            settings.scheduler_pages_on_sale, settings.scheduler_pages_sold
+        )
+        on_sale_window, sold_window = pages_on_sale * PAGE_SIZE, pages_sold * PAGE_SIZE
         crawler = Crawler(
-            CrawlerConfig.from_settings(settings, pinned_mode=scenario.mode), _Unlimited(), CrawlerMetrics()
+            CrawlerConfig.from_settings(settings, pinned_mode=scenario.mode, page_plan=method.page_plan),
+            _Unlimited(),
+            CrawlerMetrics(),
         )
         clock = httpx.AsyncClient(base_url=server.url, timeout=30)
         by_id = {plan.ip_id: plan for plan in plans}
@@ -259,15 +304,17 @@ async def _crawl_ips(scenario: BenchScenario, plans: Sequence[IpPlan], database_
         heapq.heapify(due)
         started, reported_day = time.monotonic(), -1
         try:
-            while due and due[0][0] < scenario.end:
+            # Each IP is crawled once more after the end: an hour's figures are final only once
+            # a crawl after it has looked (the event-time method places events in their hours).
+            while due:
                 at, ip_id = heapq.heappop(due)
                 plan = by_id[ip_id]
-                (await clock.post("/__clock", json={"now": at, "scale": 0})).raise_for_status()
+                await _freeze_clock(clock, at)
                 request = CrawlRequest(
                     ip_id=ip_id, keyword=plan.keyword, task_id=str(uuid.uuid4()), created_at=at,
                     pages_on_sale=settings.scheduler_pages_on_sale, pages_sold=settings.scheduler_pages_sold,
                 )
-                response = dataclasses.replace(await crawler.crawl(request), crawled_at=at)
+                response = method.as_sent(dataclasses.replace(await crawler.crawl(request), crawled_at=at))
                 result = apply(engine, response, config, now=from_unix(at))
                 reports = collapse_reports(response.items).values()
                 sold_reported = sum(1 for item in reports if item.is_sold)
@@ -292,7 +339,8 @@ async def _crawl_ips(scenario: BenchScenario, plans: Sequence[IpPlan], database_
                           file=sys.stderr, flush=True)
                 else:
                     history.append(record)
-                heapq.heappush(due, (to_unix(result.next_crawl_at), ip_id))
+                if at < scenario.end or result.failed:
+                    heapq.heappush(due, (to_unix(result.next_crawl_at), ip_id))
                 if (day := (at - scenario.start) // DAY) != reported_day:
                     reported_day = day
                     crawled = sum(len(r) for r in records.values())
@@ -316,8 +364,10 @@ async def _crawl_ips(scenario: BenchScenario, plans: Sequence[IpPlan], database_
     return runs
 
 
-def crawl_shard(scenario: BenchScenario, plans: Sequence[IpPlan], database_url: str, worker: int) -> list[IpRun]:
-    return asyncio.run(_crawl_ips(scenario, plans, database_url, worker))
+def crawl_shard(
+    scenario: BenchScenario, plans: Sequence[IpPlan], database_url: str, worker: int, method: Method
+) -> list[IpRun]:
+    return asyncio.run(_crawl_ips(scenario, plans, database_url, worker, method))
 
 
 def shards(plans: Sequence[IpPlan], count: int) -> list[list[IpPlan]]:
@@ -423,8 +473,9 @@ def ip_report(run: IpRun, days: int, start: int) -> dict:
         "keyword": run.plan.keyword,
         "label": run.plan.label,
         "listings_per_hour": run.plan.listings_per_hour,
-        "crawls": len(run.crawls),
-        "pages": sum(c.pages for c in run.crawls),
+        # The crawl after the end only closes the last hours: not counted as spent on the period.
+        "crawls": sum(1 for c in run.crawls if c.at < start + days * DAY),
+        "pages": sum(c.pages for c in run.crawls if c.at < start + days * DAY),
         "steady_crawls": len(steady_crawls),
         "saturation_rate": _round(len(saturated) / len(steady_crawls) if steady_crawls else None),
         "saturated_on_sale": sum(c.saturated_on_sale for c in steady_crawls),
@@ -491,6 +542,66 @@ def overall_report(ips: Sequence[dict]) -> dict:
     return figures
 
 
+def spearman(first: Sequence[float], second: Sequence[float]) -> float | None:
+    """Spearman's rank correlation (average ranks for ties); None when either side is constant."""
+    if len(first) < 2:
+        return None
+
+    def ranks(values: Sequence[float]) -> list[float]:
+        order = sorted(range(len(values)), key=lambda i: values[i])
+        result = [0.0] * len(values)
+        position = 0
+        while position < len(order):
+            end = position
+            while end + 1 < len(order) and values[order[end + 1]] == values[order[position]]:
+                end += 1
+            for index in order[position : end + 1]:
+                result[index] = (position + end) / 2
+            position = end + 1
+        return result
+
+    return correlation(ranks(first), ranks(second))
+
+
+def hot_rank_correlation(ips: Sequence[dict], days: int) -> float | None:
+    """The mean over the steady days of Spearman's ρ between the IPs ranked by the day's hot
+    score as measured and as the truth has it: what a daily hot leaderboard gets right."""
+    first_day = 1 if days > 1 else 0
+    values = []
+    for day in range(first_day, days):
+        hours = slice(day * 24, (day + 1) * 24)
+
+        def score(ip: dict, kind: str, hours: slice = hours) -> float:
+            return hot_score(sum(ip["series"][f"{kind}_inflow"][hours]), sum(ip["series"][f"{kind}_outflow"][hours]))
+
+        rho = spearman([score(ip, "measured") for ip in ips], [score(ip, "truth") for ip in ips])
+        if rho is not None:
+            values.append(rho)
+    return statistics.mean(values) if values else None
+
+
+def quality_shares(database_urls: Sequence[str], scenario: BenchScenario) -> dict[str, float]:
+    """How the hourly rows of the steady days were obtained (share of rows per quality)."""
+    counts: dict[str, int] = {}
+    first = scenario.start + (DAY if scenario.days > 1 else 0)
+    for url in dict.fromkeys(database_urls):
+        engine = create_engine(url)
+        try:
+            with engine.connect() as connection:
+                rows = connection.execute(
+                    sa.select(ip_stats_hourly.c.quality, sa.func.count())
+                    .where(ip_stats_hourly.c.hour_bucket >= from_unix(first),
+                           ip_stats_hourly.c.hour_bucket < from_unix(scenario.end))
+                    .group_by(ip_stats_hourly.c.quality)
+                )
+                for quality, count in rows:
+                    counts[quality or "unknown"] = counts.get(quality or "unknown", 0) + int(count)
+        finally:
+            engine.dispose()
+    total = sum(counts.values())
+    return {quality: round(count / total, 4) for quality, count in sorted(counts.items())} if total else {}
+
+
 # --- the run --------------------------------------------------------------------------------
 
 
@@ -523,7 +634,7 @@ def prepare_database(database_url: str, scenario: BenchScenario) -> dict[str, in
     return {row["name"]: row["id"] for row in report.created}
 
 
-def run(scenario: BenchScenario, database_urls: Sequence[str], workers: int = 2) -> dict:
+def run(scenario: BenchScenario, database_urls: Sequence[str], workers: int = 2, method: Method = Method.EVENT) -> dict:
     """Crawl the scenario and compare. ``database_urls`` are empty databases: one that every
     worker shares, or one per worker (at least ``workers`` of them)."""
     started = time.monotonic()
@@ -544,19 +655,26 @@ def run(scenario: BenchScenario, database_urls: Sequence[str], workers: int = 2)
     dealt = shards(plans, workers)
     urls = [database_urls[i % len(database_urls)] for i in range(len(dealt))]
     print(f"{scenario.name}: {len(plans)} IPs × {scenario.days} days in {scenario.mode.value} mode, "
-          f"{len(dealt)} worker(s)", file=sys.stderr, flush=True)
+          f"{method.value} method, {len(dealt)} worker(s)", file=sys.stderr, flush=True)
     if len(dealt) == 1:
-        runs = crawl_shard(scenario, dealt[0], urls[0], 1)
+        runs = crawl_shard(scenario, dealt[0], urls[0], 1, method)
     else:
         # fork: the workers inherit this module even when it was loaded from a path.
         with ProcessPoolExecutor(len(dealt), mp_context=multiprocessing.get_context("fork")) as pool:
-            futures = [pool.submit(crawl_shard, scenario, shard, url, i + 1)
+            futures = [pool.submit(crawl_shard, scenario, shard, url, i + 1, method)
                        for i, (shard, url) in enumerate(zip(dealt, urls, strict=True))]
             runs = [r for future in futures for r in future.result()]
     ips = [ip_report(r, scenario.days, scenario.start) for r in sorted(runs, key=lambda r: r.plan.listings_per_hour)]
-    overall = overall_report(ips) | {"wall_seconds": round(time.monotonic() - started, 1)}
+    qualities = quality_shares(urls, scenario)
+    overall = overall_report(ips) | {
+        "wall_seconds": round(time.monotonic() - started, 1),
+        "hot_rank_spearman": _round(hot_rank_correlation(ips, scenario.days)),
+        "pages_per_ip_hour": _round(sum(ip["pages"] for ip in ips) / (len(ips) * scenario.days * 24), 3),
+        "quality_shares": qualities,
+    }
     return {
         "scenario": scenario.name,
+        "method": method.value,
         "mode": scenario.mode.value,
         "start": from_unix(scenario.start).astimezone(JST).isoformat(),
         "days": scenario.days,
@@ -584,7 +702,8 @@ def write_plots(result: dict, out: Path) -> list[str]:
     from matplotlib import pyplot
 
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob(f"{result['scenario']}-*.png"):  # the directory holds the last run's plots
+    prefix = f"{result['scenario']}-{result['method']}"
+    for stale in out.glob(f"{prefix}-*.png"):  # the directory holds the last run's plots
         stale.unlink()
     paths = []
     for rank, ip in enumerate(largest_errors(result["ips"]), 1):
@@ -601,7 +720,7 @@ def write_plots(result: dict, out: Path) -> list[str]:
         figure.suptitle(f"IP {ip['ip_id']} {ip['label']} ({ip['listings_per_hour']:g} listings/h), "
                         f"{ip['crawls']} crawls, saturated {100 * (ip['saturation_rate'] or 0):.0f} %")
         figure.tight_layout()
-        path = out / f"{result['scenario']}-{rank}-ip{ip['ip_id']}.png"
+        path = out / f"{prefix}-{rank}-ip{ip['ip_id']}.png"
         figure.savefig(path, dpi=100)
         pyplot.close(figure)
         paths.append(str(path))
@@ -618,8 +737,8 @@ def _number(value: float | None, digits: int = 2) -> str:
 
 def print_tables(result: dict) -> None:
     days = result["days"] - 1 if result["days"] > 1 else 1
-    print(f"{result['scenario']} ({result['mode']} mode), {result['days']} days from {result['start']}; "
-          f"figures over days {result['steady_days']}, per-day figures per 24 h")
+    print(f"{result['scenario']} ({result['mode']} mode, {result['method']} method), {result['days']} days from "
+          f"{result['start']}; figures over days {result['steady_days']}, per-day figures per 24 h")
     print(f"{'IP':24} {'/h':>6} {'crawls':>6} {'sat':>5} │ {'in/day':>7} {'meas':>7} {'24h err':>7} {'MAE':>6} "
           f"{'r':>5} │ {'out/day':>7} {'meas':>7} {'24h err':>7} {'MAE':>6} {'r':>5}")
     for ip in result["ips"]:
@@ -643,7 +762,10 @@ def print_tables(result: dict) -> None:
               f"{_number(o[f'{flow}_hourly_correlation_median']):>8} {_percent(o[f'{flow}_first_day_rel_error']):>9}")
     print(f"saturated crawls {_percent(o['saturation_rate']).lstrip('+')} (on sale "
           f"{_percent(o['saturation_rate_on_sale']).lstrip('+')}, sold {_percent(o['saturation_rate_sold']).lstrip('+')}); "
-          f"{o['crawls']} crawls, {o['pages']} pages, {o['wall_seconds']} s wall")
+          f"{o['crawls']} crawls, {o['pages']} pages ({_number(o['pages_per_ip_hour'])} per IP-hour), "
+          f"{o['wall_seconds']} s wall")
+    print(f"daily hot-score ranking vs the truth's: Spearman ρ {_number(o['hot_rank_spearman'])}; hourly rows "
+          + ", ".join(f"{quality} {100 * share:.0f}%" for quality, share in o["quality_shares"].items()))
     print()
     print("where the error comes from (steady days; counts over the period)")
     print(f"{'IP':24} │ {'created':>8} {'counted':>8} {'gone':>7} {'beyond':>7} {'again':>6} │ {'sales':>7} "
@@ -692,6 +814,9 @@ def main() -> None:
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="directory for the plots")
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout instead of the tables")
+    parser.add_argument("--method", choices=[*(m.value for m in Method), "both"], default=Method.EVENT.value,
+                        help="event: SPEC §4.1 (the default); window: the item method alone; both: one after the "
+                             "other on the same market, seed and page budget")
     args = parser.parse_args()
     try:
         scenario = load_bench_scenario(args.scenario)
@@ -699,19 +824,28 @@ def main() -> None:
         raise SystemExit(str(exc)) from None
     if args.mode:
         scenario = dataclasses.replace(scenario, mode=Mode(args.mode))
-    with contextlib.ExitStack() as stack:
-        if args.database_url:
-            urls = [args.database_url]
-        else:
-            urls = stack.enter_context(fresh_databases(args.database, args.workers, args.server_url))
-        result = run(scenario, urls, args.workers)
-    if not args.no_plots:
-        result["plots"] = write_plots(result, Path(args.out))
+    methods = list(Method) if args.method == "both" else [Method(args.method)]
+    if args.database_url and len(methods) > 1:
+        raise SystemExit("--method both needs an empty database per method: leave --database-url out")
+    results = []
+    for method in methods:
+        with contextlib.ExitStack() as stack:
+            if args.database_url:
+                urls = [args.database_url]
+            else:
+                urls = stack.enter_context(fresh_databases(args.database, args.workers, args.server_url))
+            result = run(scenario, urls, args.workers, method)
+        if not args.no_plots:
+            result["plots"] = write_plots(result, Path(args.out))
+        results.append(result)
     if args.json:
-        print(json.dumps(result, ensure_ascii=False))
+        output = results[0] if len(results) == 1 else {"methods": {r["method"]: r for r in results}}
+        print(json.dumps(output, ensure_ascii=False))
     else:
-        print_tables(result)
-
+        for index, result in enumerate(results):
+            if index:
+                print()
+            print_tables(result)
 
 if __name__ == "__main__":
     main()

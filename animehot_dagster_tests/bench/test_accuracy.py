@@ -40,8 +40,7 @@ market:
 """
 
 
-@pytest.fixture(scope="module")
-def report(tmp_path_factory) -> dict:
+def _run(tmp_path_factory, method: str) -> dict:
     spec = importlib.util.spec_from_file_location("bench_accuracy", HARNESS)
     harness = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = harness
@@ -49,8 +48,40 @@ def report(tmp_path_factory) -> dict:
     path = tmp_path_factory.mktemp("accuracy") / "tiny.yaml"
     path.write_text(SCENARIO, encoding="utf-8")
     with fresh_mysql_database("animehot_accuracy") as url:
-        result = harness.run(harness.load_bench_scenario(path), [url], workers=1)
+        result = harness.run(harness.load_bench_scenario(path), [url], workers=1, method=harness.Method(method))
     return {ip["keyword"]: ip for ip in result["ips"]} | {"overall": result["overall"]}
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> dict:
+    """The window method (SPEC §4 alone), whose known errors these tests pin down."""
+    return _run(tmp_path_factory, "window")
+
+
+@pytest.fixture(scope="module")
+def event_report(tmp_path_factory) -> dict:
+    """The event-time method (SPEC §4.1) on the same market and page budget."""
+    return _run(tmp_path_factory, "event")
+
+
+def test_event_time_figures_put_a_quiet_market_in_its_own_hours(event_report):
+    series = event_report["quiet"]["series"]
+    # Listings in the hour of their creation (the baseline is at 00:00:00, so every hour counts);
+    # one that is withdrawn before a crawl sees it is lost, nothing else.
+    lost = [t - m for m, t in zip(series["measured_inflow"], series["truth_inflow"], strict=True)]
+    assert all(0 <= n <= 1 for n in lost) and sum(lost) <= 2
+    # Sales from the sold count, between crawls an hour apart on the hour: the hour itself.
+    assert sum(series["measured_outflow"]) == sum(series["truth_outflow"])
+    assert all(abs(m - t) <= 1 for m, t in zip(series["measured_outflow"], series["truth_outflow"], strict=True))
+
+
+def test_event_time_figures_estimate_what_a_saturated_window_missed(event_report):
+    hot = event_report["hot"]
+    # One page of 120 for 1,500 listings an hour: the rest is carried back from the window's rate.
+    assert abs(hot["inflow"]["rel_error_24h"]) < 0.1
+    assert abs(hot["outflow"]["rel_error_24h"]) < 0.02
+    assert event_report["overall"]["quality_shares"].get("estimated", 0) > 0.4
+    assert event_report["overall"]["hot_rank_spearman"] is None or event_report["overall"]["hot_rank_spearman"] > 0
 
 
 def test_a_quiet_market_crawled_on_the_hour_is_measured_exactly_one_hour_late(report):
@@ -82,3 +113,4 @@ def test_the_report_carries_the_headline_figures(report):
                 "inflow_hourly_correlation_median", "saturation_rate", "crawls", "wall_seconds"):
         assert key in overall
     assert overall["crawls"] == 48
+
