@@ -4,6 +4,7 @@ own code."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import socket
@@ -154,6 +155,12 @@ def seed_every_table(engine: sa.Engine) -> None:
     apply(engine, response(busy, second, items), config, now=second)
     third = T0 + timedelta(hours=2)
     apply(engine, response(busy, third, [sold(i.source_id, i.price) for i in items[60:]]), config, now=third)
+    # A node of this project reports result counts and listing times (SPEC §4.1): listings seen.
+    for hour, count in ((3, 1), (4, 3)):
+        at = T0 + timedelta(hours=hour)
+        listed = [dataclasses.replace(on_sale(f"m3{n:04d}", 800), created=int((at - timedelta(minutes=5 * n + 1)).timestamp()))
+                  for n in range(count)]
+        apply(engine, response(calm, at, listed, found_on_sale=count, found_sold=count - 1), config, now=at)
     now = T0 + timedelta(days=8)
     with engine.begin() as connection:
         rollup_day(connection, date(2026, 11, 2), now)
