@@ -14,6 +14,7 @@ setup(
     package_data={
         "animehot_dagster.storage": ["migrations/*.mako", "migrations/*.py", "migrations/versions/*.py"],
         "animehot_dagster.simulator": ["scenarios/*.yaml"],
+        "animehot_dagster.api": ["contract/*.json"],
     },
     python_requires=">=3.11,<3.14",
     install_requires=[
