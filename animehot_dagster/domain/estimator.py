@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 HOUR = timedelta(hours=1)
@@ -173,16 +172,3 @@ def event_time_figures(facts: HourFacts) -> EventTimeFigures:
         quality=Quality.worst(*qualities),
     )
 
-
-def hours_touched(crawled_at: datetime, neighbours: Sequence[datetime], listing_hours: Sequence[datetime]) -> list[datetime]:
-    """The hours whose event-time figures a crawl at ``crawled_at`` can change: those between its
-    neighbouring crawls (its sales and the pair it splits) and those its new listings fall in."""
-    moments = [crawled_at, *neighbours]
-    first = min([*moments, *listing_hours])
-    last = max(moments)
-    hours = []
-    cursor = first.replace(minute=0, second=0, microsecond=0)
-    while cursor <= last:
-        hours.append(cursor)
-        cursor += HOUR
-    return hours
