@@ -14,7 +14,9 @@ the order in which they arrived.
   between were never visible: their number is extrapolated from the rate the window shows.
 - **Outflow.** The sold count of consecutive crawls ``p`` and ``c`` grows by the sales between
   them, wherever in the list they lie. The sales are spread uniformly over ``[p, c)`` and
-  apportioned to whole hours so that each pair's hours add up to its sales exactly.
+  apportioned to whole hours so that each pair's hours add up to its sales exactly. Where the
+  count crosses ``EXACT_COUNT_UP_TO`` between the two, it changes how it counts filtered listings,
+  and the sold items the pages served tell the sales instead.
 - **Quality.** Each hour says how it was obtained (:class:`Quality`).
 """
 
@@ -30,6 +32,9 @@ HOUR = timedelta(hours=1)
 # could have seen before (sellers' edits bring months-old listings back among the newest).
 # Two of the longest cadence intervals, so one failed crawl loses nothing.
 LOOKBACK = timedelta(hours=4)
+# The search's result count is exact up to this many results; above, it also counts listings it
+# filters from its pages (recorded responses: 19 and fewer exact, 1-7 % more from about 20).
+EXACT_COUNT_UP_TO = 19
 
 
 class Quality(enum.Enum):
@@ -61,6 +66,7 @@ class CountedCrawl:
     listed_in_window: int = 0
     listed_before_window: int = 0
     visible_share: float = 1.0
+    served_sold: int | None = None  # sold items the pages served; None when not recorded
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,9 +107,19 @@ def apportion(amount: int, start: datetime, end: datetime, hour: datetime) -> in
     return _round(amount * _fraction(hour + HOUR, start, end)) - _round(amount * _fraction(hour, start, end))
 
 
+def _count_is_exact(found: int) -> bool:
+    return found <= EXACT_COUNT_UP_TO
+
+
 def sales_between(previous: CountedCrawl, current: CountedCrawl) -> int:
     """Sales between two consecutive crawls: the growth of the sold count. Sellers delete sold
-    listings too, so the count can fall; a fall is no negative sale."""
+    listings too, so the count can fall; a fall is no negative sale. When the count crossed
+    ``EXACT_COUNT_UP_TO`` between them, its jump is the filtered listings it began (or stopped)
+    counting, not sales: such a list fits in the page read, so the growth of the served sold items
+    is the sales."""
+    crossed = _count_is_exact(previous.found_sold) != _count_is_exact(current.found_sold)
+    if crossed and previous.served_sold is not None and current.served_sold is not None:
+        return max(0, current.served_sold - previous.served_sold)
     return max(0, current.found_sold - previous.found_sold)
 
 
@@ -113,8 +129,7 @@ _FULL_PAGE = 0.9
 
 
 def visible_share(
-    sold_served: int, sold_found: int, on_sale_served: int, on_sale_found: int, on_sale_more: bool, page_size: int,
-    exact_up_to: int = 19,
+    sold_served: int, sold_found: int, on_sale_served: int, on_sale_found: int, on_sale_more: bool, page_size: int
 ) -> float:
     """The share of the search's results its pages served. The search counts listings that it
     then filters from its pages (a full page serves a few less than ``page_size``; above about 20
@@ -124,7 +139,7 @@ def visible_share(
     pages = math.ceil(sold_served / page_size)
     if pages and sold_found > pages * page_size and sold_served >= _FULL_PAGE * pages * page_size:
         return sold_served / (pages * page_size)
-    if not on_sale_more and on_sale_found > exact_up_to and on_sale_served:
+    if not on_sale_more and not _count_is_exact(on_sale_found) and on_sale_served:
         return min(1.0, on_sale_served / on_sale_found)
     return 1.0
 

@@ -524,10 +524,11 @@ class Market:
         chosen = slots[~window.hidden[slots]]
         listings = tuple(self._listing(key, window, int(i), as_of) for i in chosen)
         counted = len(matches)
-        if counted <= realism.exact_count_up_to:
-            counted -= int(np.count_nonzero(window.hidden[matches]))
         if statuses & SOLD_STATUSES and self._sold_count_origin_hour is not None:
             counted += self._aged_sold_count(key, as_of, statuses)
+        # Small counts are exact: the whole count, sales beyond the horizon included.
+        if counted <= realism.exact_count_up_to:
+            counted -= int(np.count_nonzero(window.hidden[matches]))
         return SearchPage(listings=listings, page=page, page_size=page_size, num_found=counted)
 
     def _aged_sold_count(self, key: str, as_of: int, statuses: frozenset[ItemStatus]) -> int:

@@ -130,7 +130,7 @@ def _apply(connection: Connection, response: CrawlResponse, config: IngestConfig
         outcome = CrawlOutcome(baseline=False, observations=())
     else:
         outcome = _observe(connection, response, crawled_at, config.ttl)
-    event_time = _event_time_counts(connection, response, crawled_at) if counted else None
+    event_time = _event_time_counts(connection, response, crawled_at, outcome.sold_count) if counted else None
     baseline = outcome.baseline if event_time is None else event_time.baseline
     inflow, outflow = (outcome.inflow, outcome.outflow) if event_time is None else (event_time.inflow, event_time.outflow)
     decision = decide(
@@ -197,6 +197,7 @@ class _EventTimeCounts:
     crawled_at: datetime
     found_on_sale: int
     found_sold: int
+    served_sold: int
     on_sale_boundary: datetime | None
     visible_share: float
     new_listings: tuple[tuple[str, datetime], ...]  # (source id, created) not seen before
@@ -215,7 +216,8 @@ class _EventTimeCounts:
     def outflow(self) -> int:
         if self.previous is None:
             return 0
-        return sales_between(self.previous, CountedCrawl(self.crawled_at, self.found_on_sale, self.found_sold))
+        current = CountedCrawl(self.crawled_at, self.found_on_sale, self.found_sold, served_sold=self.served_sold)
+        return sales_between(self.previous, current)
 
     def log_columns(self) -> dict:
         return {
@@ -239,7 +241,9 @@ class _EventTimeCounts:
         return [first + i * HOUR for i in range(int((last - first) / HOUR) + 1)]
 
 
-def _event_time_counts(connection: Connection, response: CrawlResponse, crawled_at: datetime) -> _EventTimeCounts:
+def _event_time_counts(
+    connection: Connection, response: CrawlResponse, crawled_at: datetime, served_sold: int
+) -> _EventTimeCounts:
     recent = {
         item.source_id: from_unix(item.created)
         for item in response.items
@@ -248,7 +252,7 @@ def _event_time_counts(connection: Connection, response: CrawlResponse, crawled_
     known = _listings_known(connection, response.ip_id, list(recent))
     of_ip = sa.and_(crawl_log.c.ip_id == response.ip_id, COUNTED_CRAWL)
     previous = connection.execute(
-        sa.select(crawl_log.c.crawled_at, crawl_log.c.found_on_sale, crawl_log.c.found_sold)
+        sa.select(crawl_log.c.crawled_at, crawl_log.c.found_on_sale, crawl_log.c.found_sold, crawl_log.c.sold_count)
         .where(of_ip, crawl_log.c.crawled_at < crawled_at)
         .order_by(crawl_log.c.crawled_at.desc())
         .limit(1)
@@ -260,10 +264,13 @@ def _event_time_counts(connection: Connection, response: CrawlResponse, crawled_
         crawled_at=crawled_at,
         found_on_sale=response.found_on_sale,
         found_sold=response.found_sold,
+        served_sold=served_sold,
         on_sale_boundary=_on_sale_boundary(response) if response.on_sale_more else None,
         visible_share=_visible_share(response),
         new_listings=tuple(sorted((s, c) for s, c in recent.items() if s not in known)),
-        previous=None if previous is None else CountedCrawl(previous.crawled_at, previous.found_on_sale, previous.found_sold),
+        previous=None if previous is None else CountedCrawl(
+            previous.crawled_at, previous.found_on_sale, previous.found_sold, served_sold=previous.sold_count
+        ),
         following=following,
     )
 

@@ -115,7 +115,8 @@ def _figures(
 def _counted_crawl(row) -> CountedCrawl:
     share = 1.0 if row.visible_share is None else float(row.visible_share)
     return CountedCrawl(
-        row.crawled_at, int(row.found_on_sale), int(row.found_sold), row.on_sale_boundary, visible_share=share
+        row.crawled_at, int(row.found_on_sale), int(row.found_sold), row.on_sale_boundary, visible_share=share,
+        served_sold=int(row.sold_count),
     )
 
 
@@ -135,6 +136,7 @@ def counted_crawls_around(connection: Connection, ip_id: int, start: datetime, e
         crawl_log.c.found_sold,
         crawl_log.c.on_sale_boundary,
         crawl_log.c.visible_share,
+        crawl_log.c.sold_count,
     )
     of_ip = sa.and_(crawl_log.c.ip_id == ip_id, COUNTED_CRAWL)
     before = connection.execute(

@@ -48,6 +48,18 @@ def test_a_falling_sold_count_is_no_negative_sale():
     assert sales_between(crawl(0, 1000), crawl(60, 1003)) == 3
 
 
+def test_a_count_crossing_the_exact_range_gives_the_sales_the_pages_served():
+    # 19 counted exactly (2 filtered listings left out), then 22 with them: one sale, not three.
+    assert sales_between(crawl(0, 19, served_sold=19), crawl(60, 22, served_sold=20)) == 1
+    # And back: two filtered listings fewer in the count hide a sale.
+    assert sales_between(crawl(0, 21, served_sold=19), crawl(60, 19, served_sold=20)) == 1
+    # Within one counting rule the count tells, wherever the sales lie in the list.
+    assert sales_between(crawl(0, 21, served_sold=19), crawl(60, 24, served_sold=19)) == 3
+    assert sales_between(crawl(0, 12, served_sold=12), crawl(60, 14, served_sold=14)) == 2
+    # Results of nodes that do not report what they served keep the count's growth.
+    assert sales_between(crawl(0, 19), crawl(60, 22)) == 3
+
+
 def test_inflow_is_the_listings_of_the_hour_scaled_by_the_share_the_pages_served():
     crawls = (crawl(-10, 0), crawl(70, 0, visible_share=0.97))
     figures = event_time_figures(HourFacts(H, crawls, listed=97, baseline_at=H - 60 * MIN))

@@ -65,6 +65,22 @@ def test_the_count_is_exact_at_19_results_and_fewer(real):
         assert real.search(FEW.keyword, as_of).num_found == len(real.search(FEW.keyword, as_of).listings)
 
 
+def test_the_sold_count_is_exact_only_while_the_whole_count_is_19_or_fewer():
+    # Sales older than the horizon are counted, not served. With them a quiet keyword's count is
+    # above 19 although fewer than 20 of its sold listings are served: the filtered ones count.
+    def sold_count(hidden_fraction: float, as_of: int) -> int:
+        market = Market([FEW], seed=SEED, horizon_hours=72, realism=Realism(hidden_fraction=hidden_fraction),
+                        sold_count_origin=AS_OF - 30 * 24 * HOUR)
+        return market.search(FEW.keyword, as_of, SOLD_STATUSES).num_found
+
+    for day in range(3):
+        as_of = AS_OF + day * 24 * HOUR
+        served_in_horizon = len(all_pages(Market([FEW], seed=SEED, horizon_hours=72), FEW.keyword, as_of, SOLD_STATUSES))
+        counted = sold_count(0.0, as_of)
+        assert served_in_horizon <= 19 < counted
+        assert sold_count(1.0, as_of) == counted  # every listing filtered from the pages, all counted
+
+
 def test_full_pages_hold_fewer_than_120_yet_a_next_page_follows(real):
     pages = [real.search(BUSY.keyword, AS_OF, ON_SALE, page) for page in range(4)]
     assert all(p.has_next for p in pages)
