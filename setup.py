@@ -14,7 +14,7 @@ setup(
     package_data={
         "animehot_dagster.storage": ["migrations/*.mako", "migrations/*.py", "migrations/versions/*.py"],
         "animehot_dagster.simulator": ["scenarios/*.yaml"],
-        "animehot_dagster.api": ["contract/*.json"],
+        "animehot_dagster.api": ["contract/*.json", "dashboard/*.html", "dashboard/*.css", "dashboard/js/*.js"],
     },
     python_requires=">=3.11,<3.14",
     install_requires=[
@@ -42,7 +42,9 @@ setup(
     ],
     extras_require={
         "dev": [
-            "pytest==9.2.0",
+            # 8.4: pytest 9 keeps a node id where pytest-xdist 3.8 cannot add its group to it, so
+            # `--dist loadgroup` split modules across workers and ran module fixtures once per worker.
+            "pytest==8.4.2",
             # Every test has a timeout (pytest.ini); `make test` runs two workers.
             "pytest-timeout==2.4.0",
             "pytest-xdist==3.8.0",
