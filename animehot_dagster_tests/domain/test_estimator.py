@@ -12,6 +12,7 @@ from animehot_dagster.domain.estimator import (
     Quality,
     apportion,
     event_time_figures,
+    round_in_hour,
     sales_between,
     unseen_listings,
     visible_share,
@@ -67,9 +68,23 @@ def test_inflow_is_the_listings_of_the_hour_scaled_by_the_share_the_pages_served
     assert figures.quality is Quality.COUNTED
 
 
-def test_visible_share_is_read_off_full_sold_pages_or_the_whole_on_sale_results():
+def test_a_small_hourly_count_scaled_by_the_share_is_rounded_without_bias():
+    # 3 listings an hour at a share of 0.97 are 3.09: rounded to 3 every hour, a day lost 2.2.
+    hours = [H + i * 60 * MIN for i in range(24 * 7)]
+    scaled = [round_in_hour(3 / 0.97, hour) for hour in hours]
+    assert set(scaled) == {3, 4}
+    assert abs(sum(scaled) - 24 * 7 * 3 / 0.97) < 1
+    for day in range(7):  # each day's roundings cancel out too
+        assert abs(sum(scaled[day * 24 : (day + 1) * 24]) - 24 * 3 / 0.97) < 1
+    assert [round_in_hour(5.0, hour) for hour in hours] == [5] * len(hours)  # whole numbers stay
+    assert round_in_hour(3 / 0.97, H) == round_in_hour(3 / 0.97, H)
+
+
+def test_visible_share_is_read_off_full_sold_pages_and_the_whole_on_sale_results():
     assert visible_share(117, 5000, 0, 0, True, 120) == pytest.approx(117 / 120)
     assert visible_share(580, 5000, 0, 0, True, 120) == pytest.approx(580 / 600)
+    # Both tell: pooled, the larger sample weighing more.
+    assert visible_share(119, 1000, 291, 296, False, 120) == pytest.approx((119 + 291) / (120 + 296))
     # A short sold page tells nothing (its count may hold listings no page serves any more) …
     assert visible_share(40, 5000, 68, 70, False, 120) == pytest.approx(68 / 70)
     # … nor does a cut on-sale phase, nor small counts, which are exact.
