@@ -63,6 +63,12 @@ def _error_handlers(app: FastAPI) -> None:
         log.error("database unavailable", extra={"error": str(exc.orig or exc), "path": request.url.path})
         return error_response(503, "database unavailable")
 
+    # Anything else: still the error envelope (a client parsing JSON never meets a plain-text 500);
+    # the server logs the traceback.
+    @app.exception_handler(Exception)
+    async def _internal_error(request: Request, exc: Exception):
+        return error_response(500, "internal error")
+
 
 def _openapi(app: FastAPI):
     """The document of the routes' models, without FastAPI's 422 (validation answers 400)."""

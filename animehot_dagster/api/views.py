@@ -3,7 +3,7 @@ dicts: times RFC 3339 in +09:00, decimals as numbers, a missing price or index `
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -12,15 +12,22 @@ from animehot_dagster.domain.leaderboard import Entry, Source, Window
 from animehot_dagster.domain.scores import hot_score
 from animehot_dagster.domain.timebuckets import day_bounds, rfc3339_jst
 
+# The last instant RFC 3339 in +09:00 can write (9999-12-31T23:59:59+09:00).
+LAST_WRITABLE = datetime(9999, 12, 31, 14, 59, 59, tzinfo=UTC)
+
 
 def t(moment: datetime | None) -> str | None:
-    return None if moment is None else rfc3339_jst(moment)
+    """A stored time in +09:00. One later than 9999-12-31T23:59:59+09:00 (a far-future time
+    stored before the wire bounds, issue 17 #2) is written as that: it has no +09:00 form."""
+    if moment is None:
+        return None
+    return rfc3339_jst(min(moment, LAST_WRITABLE))
 
 
 def wire(value: Any) -> Any:
     """One stored value as JSON: times in +09:00, decimals as floats."""
     if isinstance(value, datetime):
-        return rfc3339_jst(value)
+        return t(value)
     if isinstance(value, Decimal):
         return float(value)
     if isinstance(value, date):

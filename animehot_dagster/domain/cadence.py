@@ -133,10 +133,11 @@ def rebuild_schedule(
 ) -> list[tuple[int, datetime]]:
     """Next crawl times for an empty schedule from (ip, current interval, last crawl): last crawl
     + interval when that is still ahead, otherwise now + i × 10 s so that a cold start does not
-    crawl every IP in the same second."""
+    crawl every IP in the same second. A last crawl more than an interval ahead of ``now`` is not
+    believed (a far-future time stored before the wire bounds, issue 17 #3): staggered too."""
     schedule, staggered = [], 0
     for ip_id, interval, last_crawled_at in ips:
-        if last_crawled_at is not None and last_crawled_at + interval > now:
+        if last_crawled_at is not None and now - interval < last_crawled_at <= now + interval:
             schedule.append((ip_id, last_crawled_at + interval))
             continue
         schedule.append((ip_id, now + staggered * REBUILD_STAGGER))

@@ -13,12 +13,23 @@ from animehot_dagster.api import models as m
 from animehot_dagster.api import system_models as sm
 from animehot_dagster.api.envelope import ERRORS, JSON, WITH_REDIS, ApiError, data_response, dumps
 from animehot_dagster.api.services import Svc
-from animehot_dagster.api.views import duration_text
+from animehot_dagster.api.views import LAST_WRITABLE, duration_text, t
 from animehot_dagster.domain.timebuckets import rfc3339_jst
 from animehot_dagster.queue import keys as queue_keys
 from animehot_dagster.storage import api_reads
 
 router = APIRouter(tags=["system"])
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _schedule_time(at: float) -> datetime:
+    """A ZSET score as a time; one past what a datetime holds (a far-future crawl time written
+    before the wire bounds) as the last time the API writes, one before 1970 as 1970."""
+    try:
+        return datetime.fromtimestamp(at, UTC)
+    except (OverflowError, OSError, ValueError):
+        return LAST_WRITABLE if at > 0 else EPOCH
 
 
 @router.get("/health", response_model=sm.Health)
@@ -87,7 +98,7 @@ def system_scheduler(svc: Svc):
     stamp = now.timestamp()
     schedules = [
         {"ip_id": ip_id, "ip_name": names.get(ip_id, ""),
-         "next_schedule": rfc3339_jst(datetime.fromtimestamp(at, UTC)),
+         "next_schedule": t(_schedule_time(at)),
          "time_until": duration_text(int(at - stamp)), "is_overdue": at < stamp, "seconds_until": int(at - stamp)}
         for ip_id, at in entries
     ]
