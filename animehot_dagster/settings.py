@@ -151,6 +151,7 @@ class Settings:
     admin_api_key: str = _env("ADMIN_API_KEY", "")
     enable_cors: bool = _env("ENABLE_CORS", False)
     static_dir: str = _env("STATIC_DIR", "")
+    dashboard_links: str = _env("DASHBOARD_LINKS", "")  # the dashboard's links: Dagster UI=http://…,Grafana=http://…
     app_http_addr: str = _env("APP_HTTP_ADDR", ":8080")
     app_metrics_addr: str = _env("APP_METRICS_ADDR", ":2112")
     metrics_port: int = _env("METRICS_PORT", 2112)

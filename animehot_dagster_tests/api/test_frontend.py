@@ -1,6 +1,6 @@
 """Like the original server: STATIC_DIR serves a built single-page frontend from ``/`` (its
-index.html for unknown non-API paths) and ENABLE_CORS=true lets a browser app on another origin
-call the API; the API and /health are unchanged. Bad values stop the process naming them."""
+index.html for unknown non-API paths), without it ``/`` is the packaged dashboard; ENABLE_CORS=true
+lets a browser app on another origin call the API; the API and /health are unchanged. Bad values stop the process naming them."""
 
 from __future__ import annotations
 
@@ -47,10 +47,32 @@ def test_static_dir_serves_the_frontend_and_leaves_the_api_alone(site, mysql_eng
         assert "/{path}" not in client.get("/openapi.json").json()["paths"]
 
 
-def test_without_static_dir_unknown_paths_are_404(mysql_engine, bytes_redis):
-    with _client({}, mysql_engine, bytes_redis) as client:
-        err(client.get("/"), 404)
-        err(client.get("/ip/3"), 404)
+def test_without_static_dir_the_packaged_dashboard_is_served(mysql_engine, bytes_redis, market):
+    links = "Dagster UI=http://127.0.0.1:3000,Grafana=https://grafana.example/d/animehot?a=1&b=<2>"
+    with _client({"DASHBOARD_LINKS": links}, mysql_engine, bytes_redis) as client:
+        home = client.get("/")
+        assert home.status_code == 200 and home.headers["content-type"].startswith("text/html")
+        assert '<script type="module" src="js/app.js">' in home.text
+        # the links are written into the page, escaped so that they cannot end its script element
+        assert '"url": "http://127.0.0.1:3000"' in home.text and "\\u003c2>" in home.text and "<2>" not in home.text
+        for route in ("/ip/3", "/leaderboard/hot", "/js/missing.js"):  # client-side routes load the dashboard
+            assert client.get(route).text == home.text, route
+        script = client.get("/js/app.js")
+        assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+        assert client.get("/dashboard.css").headers["content-type"].startswith("text/css")
+        assert client.get("/../settings.py").text == home.text  # nothing outside the dashboard's directory
+        assert client.get("/%2e%2e/static.py").text == home.text
+        assert client.get("/health").json()["status"] == "ok"
+        assert whole(client.get("/api/v1/ips"))["total"] == 3
+        err(client.get("/api/v1/nothing"), 404, "no route")
+        err(client.get("/api"), 404)
+        assert "/{path}" not in client.get("/openapi.json").json()["paths"]
+
+
+def test_bad_dashboard_links_stop_the_app_naming_the_variable(mysql_engine, bytes_redis):
+    for links in ("Dagster UI", "Grafana=ftp://host/", "=http://host/"):
+        with pytest.raises(SettingsError, match="DASHBOARD_LINKS"):
+            _client({"DASHBOARD_LINKS": links}, mysql_engine, bytes_redis)
 
 
 def test_enable_cors_answers_preflight_and_marks_answers(mysql_engine, bytes_redis, market):
