@@ -58,4 +58,5 @@ ERRORS = {
 }
 WITH_CONFLICT = {**ERRORS, 409: {"model": m.ErrorEnvelope, "description": "conflicts with the current state"}}
 WITH_REDIS = {**ERRORS, 503: {"model": m.ErrorEnvelope, "description": "Redis unavailable"}}
-ADMIN_ERRORS = {**ERRORS, 401: {"model": m.ErrorEnvelope, "description": "X-API-Key missing or wrong"}}
+UNAUTHORIZED = {401: {"model": m.ErrorEnvelope, "description": "X-API-Key missing or wrong"}}
+ADMIN_ERRORS = {**ERRORS, **UNAUTHORIZED}

@@ -1,4 +1,4 @@
-"""Alerts: list with filters, acknowledge."""
+"""Alerts: list with filters, acknowledge (with the admin key when APP_ENV=prod)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from animehot_dagster.api import models as m
-from animehot_dagster.api.envelope import ERRORS, ApiError, data_response, json_response, page_envelope
+from animehot_dagster.api.envelope import ERRORS, UNAUTHORIZED, ApiError, data_response, json_response, page_envelope
 from animehot_dagster.api.params import MAX_ID, MAX_PAGE_SIZE, AlertId, PageParam, clamp, page_number, size_param
+from animehot_dagster.api.routes.ips import WRITER
 from animehot_dagster.api.services import Svc
 from animehot_dagster.api.views import alert_json
 from animehot_dagster.storage import api_reads, api_writes
@@ -33,7 +34,8 @@ def alerts(
     return json_response(page_envelope([alert_json(r) for r in rows], total, number, size))
 
 
-@router.post("/{alert_id}/ack", response_model=m.Envelope[m.Alert], responses=ERRORS)
+@router.post("/{alert_id}/ack", response_model=m.Envelope[m.Alert], responses={**ERRORS, **UNAUTHORIZED},
+             dependencies=WRITER)
 def ack(svc: Svc, alert_id: AlertId):
     row = api_writes.ack_alert(svc.engine, alert_id, svc.clock())
     if row is None:

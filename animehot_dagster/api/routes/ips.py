@@ -1,4 +1,9 @@
-"""The IP catalog: list, read, create, update, soft delete, and crawl now."""
+"""The IP catalog: list, read, create, update, soft delete, and crawl now.
+
+Writes of the catalog (create, update, delete, trigger; and alert acks, in alerts.py) need the
+admin key (``X-API-Key`` = ADMIN_API_KEY) when APP_ENV=prod; in development they are open, as
+the original's are. Reads are always open.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,13 @@ from typing import Annotated, Any, Literal
 
 import redis
 import sqlalchemy as sa
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Header, Query, Request
 
 from animehot_dagster.api import bodies
 from animehot_dagster.api import models as m
 from animehot_dagster.api.envelope import (
     ERRORS,
+    UNAUTHORIZED,
     WITH_CONFLICT,
     WITH_REDIS,
     ApiError,
@@ -23,7 +29,7 @@ from animehot_dagster.api.envelope import (
     page_envelope,
 )
 from animehot_dagster.api.params import MAX_PAGE_SIZE, IpId, PageParam, clamp, page_number, size_param
-from animehot_dagster.api.services import Svc
+from animehot_dagster.api.services import Svc, require_admin
 from animehot_dagster.api.views import ip_json
 from animehot_dagster.domain.catalog import RecordError, parse_record
 from animehot_dagster.domain.messages import CrawlRequest
@@ -34,6 +40,18 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/ips", tags=["ips"])
 
 IP_PAGE_SIZE = 20
+
+
+def require_writer(request: Request, x_api_key: Annotated[str | None, Header(
+        alias="X-API-Key", description="ADMIN_API_KEY; required when APP_ENV=prod")] = None) -> None:
+    """A write of the catalog: with APP_ENV=prod, ``X-API-Key`` must equal ADMIN_API_KEY (which
+    prod requires at start); otherwise open."""
+    if request.app.state.services.settings.app_env == "prod":
+        require_admin(request, x_api_key)
+
+
+WRITER = [Depends(require_writer)]
+
 EDITABLE = ("name", "name_en", "name_cn", "category", "tags", "image_url", "external_id", "notes", "weight")
 
 
@@ -67,7 +85,8 @@ def list_ips(
     return json_response(page_envelope([ip_json(r) for r in rows], total, number, size))
 
 
-@router.post("", status_code=201, response_model=m.Envelope[m.Ip], responses=WITH_CONFLICT)
+@router.post("", status_code=201, response_model=m.Envelope[m.Ip], responses={**WITH_CONFLICT, **UNAUTHORIZED},
+             dependencies=WRITER)
 def create_ip(svc: Svc, body: bodies.IpCreate):
     record = _record(body.model_dump(exclude_none=True))
     try:
@@ -83,7 +102,8 @@ def get_ip(svc: Svc, ip_id: IpId):
     return data_response(ip_json(svc.require_ip(ip_id)))
 
 
-@router.put("/{ip_id}", response_model=m.Envelope[m.Ip], responses=WITH_CONFLICT)
+@router.put("/{ip_id}", response_model=m.Envelope[m.Ip], responses={**WITH_CONFLICT, **UNAUTHORIZED},
+            dependencies=WRITER)
 def update_ip(svc: Svc, ip_id: IpId, body: bodies.IpUpdate):
     changes = body.model_dump(exclude_unset=True)
     status = changes.pop("status", None)
@@ -112,7 +132,8 @@ def update_ip(svc: Svc, ip_id: IpId, body: bodies.IpUpdate):
     return data_response(ip_json(row))
 
 
-@router.delete("/{ip_id}", response_model=m.Envelope[m.DeletedIp], responses=ERRORS)
+@router.delete("/{ip_id}", response_model=m.Envelope[m.DeletedIp], responses={**ERRORS, **UNAUTHORIZED},
+               dependencies=WRITER)
 def delete_ip(svc: Svc, ip_id: IpId):
     row = api_writes.soft_delete_ip(svc.engine, ip_id, svc.clock())
     if row is None:
@@ -122,7 +143,7 @@ def delete_ip(svc: Svc, ip_id: IpId):
 
 
 @router.post("/{ip_id}/trigger", response_model=m.Envelope[m.Triggered],
-             responses={**WITH_REDIS, 409: WITH_CONFLICT[409]})
+             responses={**WITH_REDIS, 409: WITH_CONFLICT[409], **UNAUTHORIZED}, dependencies=WRITER)
 def trigger(svc: Svc, ip_id: IpId):
     """Crawl now, outside the cadence (a forced task: never deduplicated)."""
     row = svc.require_ip(ip_id)
