@@ -26,7 +26,7 @@ from animehot_dagster.api.params import validation_message
 from animehot_dagster.api.partitions import DagsterPartitions
 from animehot_dagster.api.routes import ROUTERS
 from animehot_dagster.api.services import Clock, Services
-from animehot_dagster.api.static import add_cors, add_frontend, dashboard_links
+from animehot_dagster.api.static import add_cors, add_frontend
 from animehot_dagster.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -58,10 +58,15 @@ def _error_handlers(app: FastAPI) -> None:
     async def _validation_error(request: Request, exc: RequestValidationError):
         return error_response(400, validation_message(exc.errors()))
 
-    @app.exception_handler(sa.exc.OperationalError)
-    async def _database_down(request: Request, exc: sa.exc.OperationalError):
-        log.error("database unavailable", extra={"error": str(exc.orig or exc), "path": request.url.path})
+    async def _database_down(request: Request, exc: sa.exc.SQLAlchemyError):
+        log.error("database unavailable", extra={"error": str(getattr(exc, "orig", None) or exc),
+                                                 "path": request.url.path})
         return error_response(503, "database unavailable")
+
+    # Down, hung (a read or connect timeout), gone away, or every pooled connection held by
+    # requests waiting on it (the pool's timeout): 503, never a plain-text 500.
+    for kind in (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError):
+        app.add_exception_handler(kind, _database_down)
 
     # Anything else: still the error envelope (a client parsing JSON never meets a plain-text 500);
     # the server logs the traceback.
@@ -121,7 +126,8 @@ def create_app(
     _error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
-    add_frontend(app, settings.static_dir, dashboard_links(settings.dashboard_links))  # the dashboard unless STATIC_DIR
+    if settings.static_dir:
+        add_frontend(app, settings.static_dir)
     app.openapi = _openapi(app)
     if settings.enable_cors:
         add_cors(app)

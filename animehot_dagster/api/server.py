@@ -3,10 +3,16 @@ pipeline collectors alone: the sidecar beside the Dagster daemon).
 
 Shutdown (SPEC §12, 30 s): on SIGTERM/SIGINT uvicorn stops accepting, lets requests in flight
 finish for up to 30 s, then the metrics server stops and the database pool closes.
+
+The API's database calls wait at most :data:`API_TIMEOUTS` (or the shorter DB_* settings): a
+hung database (issue 17 #6) answers 503 envelopes within a few seconds instead of holding every
+request for the ingest's longer timeouts. Migrations (AUTO_MIGRATE) run first on an engine with
+the ordinary timeouts, since DDL may take longer than any API query.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import sys
@@ -14,17 +20,38 @@ import threading
 
 import click
 import uvicorn
+from sqlalchemy.engine import Engine
 
 from animehot_dagster.api.app import create_app
 from animehot_dagster.observability.logging import configure_logging
 from animehot_dagster.observability.metrics import MetricsServer, api_registry, parse_addr, sidecar_registry
 from animehot_dagster.queue.reliable import open_redis
 from animehot_dagster.settings import Settings, SettingsError
-from animehot_dagster.storage import open_engine
+from animehot_dagster.storage import database_timeouts, open_engine
+from animehot_dagster.storage.db import DatabaseTimeouts, create_engine
 
 log = logging.getLogger("animehot.api")
 
 SHUTDOWN_GRACE_SECONDS = 30
+# The longest a request waits on the database: the handshake of a new connection, each answer
+# (the slowest API query, an uncached leaderboard over 23 hours, takes ~0.1 s), each send, and a
+# free connection of the pool. A hung server: the pool's pre-ping waits ``read``, the reconnect
+# ``connect``, then 503.
+API_TIMEOUTS = DatabaseTimeouts(connect=2.0, read=3.0, write=3.0, pool=2.0)
+
+
+def api_timeouts(settings: Settings) -> DatabaseTimeouts:
+    """Each of the DB_* timeouts, capped at :data:`API_TIMEOUTS`."""
+    configured = database_timeouts(settings)
+    return DatabaseTimeouts(**{field.name: min(getattr(configured, field.name), getattr(API_TIMEOUTS, field.name))
+                               for field in dataclasses.fields(DatabaseTimeouts)})
+
+
+def api_engine(settings: Settings) -> Engine:
+    """The API's engine (short timeouts), after AUTO_MIGRATE on one with the ordinary ones."""
+    if settings.auto_migrate:
+        open_engine(settings).dispose()
+    return create_engine(settings.database_url, timeouts=api_timeouts(settings))
 
 
 class _Server(uvicorn.Server):
@@ -37,7 +64,7 @@ class _Server(uvicorn.Server):
 def serve(settings: Settings, host: str, port: int, metrics_port: int | None, metrics_host: str = "0.0.0.0") -> None:
     log.info("starting IP liquidity analyzer service",
              extra={"http": f"{host}:{port}", "metrics_port": metrics_port, "env": settings.app_env})
-    engine = open_engine(settings)
+    engine = api_engine(settings)
     client = open_redis(settings.redis_url, settings.redis_pool_size)
     registry, http_metrics = api_registry(engine, client)
     app = create_app(settings, engine, client, metrics=http_metrics)

@@ -18,11 +18,13 @@ class DatabaseTimeouts:
     DB_WRITE_TIMEOUT): a hung server then fails the call with an OperationalError instead of
     blocking its caller for ever. ``connect`` bounds the TCP connect and the server's handshake;
     ``read`` each wait for an answer (a query, a lock wait: keep it above the longest statement);
-    ``write`` each send."""
+    ``write`` each send; ``pool`` the wait for a connection of the pool when every one is in use
+    (SQLAlchemy's ``pool_timeout``, 30 s by default)."""
 
     connect: float = 5.0
     read: float = 10.0
     write: float = 10.0
+    pool: float = 30.0
 
 
 def create_engine(url: str, pool_size: int = 10, timeouts: DatabaseTimeouts | None = None) -> Engine:
@@ -54,6 +56,7 @@ def create_engine(url: str, pool_size: int = 10, timeouts: DatabaseTimeouts | No
         connect_args=connect_args,
         pool_size=pool_size,
         max_overflow=pool_size,
+        pool_timeout=timeouts.pool,
         pool_pre_ping=True,
         pool_recycle=3600,
         # Ingest serialises per IP with a row lock; READ COMMITTED keeps InnoDB from adding gap
