@@ -1,13 +1,24 @@
 """The crawl chain's source: ``mercari_crawl[ip, hour]``, and the sensors that drive crawling —
-the cadence (due IPs → tasks) and the results (waiting results → runs)."""
+the cadence (due IPs → tasks) and the results (waiting results → runs).
+
+While the database is down or hung the results sensor launches nothing: it probes the database
+before it asks for runs and, when the probe fails, backs off (10 s doubling to 60 s, in its
+cursor) with the results left waiting. A run that fails all the same because the database went
+away under it says so (``database_unavailable`` in its failure's metadata), and the run-failure
+sensor does not count it as a failed result: its results are still queued (issue 17 #9).
+"""
 
 import collections
+import contextlib
 import hashlib
 import json
+import logging
+import re
 import time
 import uuid
 
 import dagster as dg
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from animehot_dagster.defs.metadata import preview_table
@@ -36,6 +47,76 @@ BATCH_SIZE = 50
 # sensor timeout; IPs it could not send stay due, and the next tick goes on with them.
 DISPATCH_MAX_WAIT_SECONDS = 20
 RESULT_POLL_SECONDS = 2.0
+# While the database is unreachable the results sensor probes it again after these many seconds,
+# doubling from the first to the most.
+DATABASE_BACKOFF_FIRST_SECONDS = 10
+DATABASE_BACKOFF_MAX_SECONDS = 60
+# The metadata key of a run failure caused by an unreachable database.
+DATABASE_UNAVAILABLE = "database_unavailable"
+
+log = logging.getLogger(__name__)
+
+# Errors of a database that cannot be reached or does not answer: SQLAlchemy's pool timeout, and
+# the MySQL client's "can't connect" (2002, 2003), "gone away" (2006), "lost connection" (2013, a
+# read timeout among them) and "lost connection at handshake" (2055).
+_OUTAGE_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+_OUTAGE_CODES = re.compile(r"\((2002|2003|2006|2013|2055),")
+
+
+def database_reachable(database: DatabaseResource) -> bool:
+    """Whether the database answers a ``SELECT 1`` (within its connect and read timeouts)."""
+    try:
+        with database.engine().connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except sa.exc.SQLAlchemyError:
+        return False
+    return True
+
+
+def _outage_failure(cause: object) -> dg.Failure:
+    return dg.Failure(
+        description=f"database unavailable ({cause}); the results stay queued and are ingested when it answers again",
+        metadata={DATABASE_UNAVAILABLE: True},
+    )
+
+
+@contextlib.contextmanager
+def _database_outage_is_a_failure(database: DatabaseResource):
+    """A database error while the database cannot be reached becomes a Failure marked
+    ``database_unavailable``; any other error passes unchanged."""
+    try:
+        yield
+    except _OUTAGE_ERRORS as exc:
+        if database_reachable(database):
+            raise
+        raise _outage_failure(type(exc).__name__) from exc
+
+
+def _failed_results(database: DatabaseResource, report: ProcessReport) -> dg.Failure:
+    if not database_reachable(database):
+        return _outage_failure(f"{report.failed} result(s) could not be applied")
+    return dg.Failure(f"{report.failed} result(s) failed to apply; the janitor returns them to the queue")
+
+
+def failed_for_database_outage(step_failures) -> bool:
+    """Whether every step of a failed run failed because the database could not be reached:
+    marked so by this module, or a database error with an outage code (the figure steps)."""
+    if not step_failures:
+        return False
+    for event in step_failures:
+        data = event.step_failure_data
+        metadata = data.user_failure_data.metadata if data.user_failure_data else {}
+        marked = metadata.get(DATABASE_UNAVAILABLE)
+        if marked is not None and getattr(marked, "value", marked) is True:
+            continue
+        error, outage = data.error, False
+        while error is not None and not outage:
+            outage = error.cls_name in {"OperationalError", "InterfaceError"} and bool(_OUTAGE_CODES.search(error.message))
+            outage = outage or (error.cls_name == "TimeoutError" and "QueuePool" in error.message)
+            error = error.cause or error.context
+        if not outage:
+            return False
+    return True
 
 
 class CrawlResultsConfig(dg.Config):
@@ -115,9 +196,7 @@ def mercari_crawl(
 ) -> dg.MaterializeResult:
     started = time.perf_counter()
     ip_id, hour = parse_crawl_partition(context.partition_key)
-    if config.task_ids:
-        report = analyzer.processor(database, queue).process_tasks(config.task_ids, scan=RESULTS_SCAN)
-    else:
+    if not config.task_ids:
         current = hour_bucket(now())
         if hour != current:
             raise dg.Failure(
@@ -125,13 +204,18 @@ def mercari_crawl(
                 "be crawled. Its facts come only from crawls made then; to recompute figures from them, "
                 "materialize hourly_liquidity instead."
             )
-        report = _crawl_now(context, ip_id, database, queue, analyzer)
-    if report.failed:
-        raise dg.Failure(f"{report.failed} result(s) failed to apply; the janitor returns them to the queue")
-    # This run materializes the figures of its own hour; the other hours the results revised
-    # (event-time figures, SPEC §4.1) are recorded here.
-    _record_revised_hours(context, report.applied, skip=crawl_partition_key(ip_id, hour))
-    return dg.MaterializeResult(metadata=_crawl_metadata(database.engine(), ip_id, hour, report, time.perf_counter() - started))
+    with _database_outage_is_a_failure(database):
+        if config.task_ids:
+            report = analyzer.processor(database, queue).process_tasks(config.task_ids, scan=RESULTS_SCAN)
+        else:
+            report = _crawl_now(context, ip_id, database, queue, analyzer)
+        if report.failed:
+            raise _failed_results(database, report)
+        # This run materializes the figures of its own hour; the other hours the results revised
+        # (event-time figures, SPEC §4.1) are recorded here.
+        _record_revised_hours(context, report.applied, skip=crawl_partition_key(ip_id, hour))
+        metadata = _crawl_metadata(database.engine(), ip_id, hour, report, time.perf_counter() - started)
+    return dg.MaterializeResult(metadata=metadata)
 
 
 # The assets whose (ip, hour) partitions a result can revise beyond its own crawl hour.
@@ -188,7 +272,8 @@ def ingest_waiting_results(
     queue: QueueResource,
     analyzer: AnalyzerResource,
 ) -> None:
-    report = analyzer.processor(database, queue).process_batch(max_results=config.max_results)
+    with _database_outage_is_a_failure(database):
+        report = analyzer.processor(database, queue).process_batch(max_results=config.max_results)
     partitions = collections.defaultdict(list)
     for result in report.applied:
         partitions[(result.ip_id, result.hour_bucket)].append(result)
@@ -206,7 +291,7 @@ def ingest_waiting_results(
     _record_revised_hours(context, report.applied)
     context.log.info(f"batch: {json.dumps(report.as_dict() | {'applied_task_ids': len(report.applied)})}")
     if report.failed:
-        raise dg.Failure(f"{report.failed} result(s) failed to apply; the janitor returns them to the queue")
+        raise _failed_results(database, report)
 
 
 @dg.job(description="Ingest a batch of waiting results (used when many wait).")
@@ -228,6 +313,42 @@ def _run_key(instance: dg.DagsterInstance, results_key: str) -> str:
     return results_key if not finished else f"{results_key}#{finished}"
 
 
+def _backoff(cursor: str | None) -> dict:
+    try:
+        state = json.loads(cursor) if cursor else {}
+    except ValueError:
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def _database_down(context: dg.SensorEvaluationContext, database: DatabaseResource, at: float,
+                   waiting: int) -> dg.SkipReason | None:
+    """None when the database answers (after an outage: logged, the backoff cleared). Otherwise a
+    skip: within the backoff without touching the database, after it with a probe that failed
+    (the next wait doubled, up to the most)."""
+    state = _backoff(context.cursor)
+    failures = int(state.get("failures") or 0)
+    if failures and at < float(state.get("retry_at") or 0):
+        return dg.SkipReason(
+            f"database unavailable since {rfc3339_jst(from_unix(int(state['since'])))}: backing off until "
+            f"{rfc3339_jst(from_unix(int(state['retry_at'])))}; {waiting} result(s) wait"
+        )
+    if database_reachable(database):
+        if failures:
+            log.warning("database reachable again: results sensor resumes",
+                        extra={"down_seconds": round(at - float(state.get("since") or at)), "probes": failures})
+            context.update_cursor(json.dumps({"failures": 0, "recovered_at": int(at)}))
+        return None
+    failures += 1
+    delay = min(DATABASE_BACKOFF_FIRST_SECONDS * 2 ** (failures - 1), DATABASE_BACKOFF_MAX_SECONDS)
+    since = float(state.get("since") or at) if state.get("failures") else at
+    context.update_cursor(json.dumps({"failures": failures, "since": int(since), "retry_at": int(at + delay)}))
+    log.warning("database unavailable: results sensor backs off",
+                extra={"probes": failures, "retry_in_seconds": delay, "results_waiting": waiting})
+    return dg.SkipReason(f"database unavailable: no runs launched; probing again in {delay} s; "
+                         f"{waiting} result(s) wait")
+
+
 @dg.sensor(
     jobs=[crawl_chain_job, ingest_results_job],
     minimum_interval_seconds=10,
@@ -235,10 +356,21 @@ def _run_key(instance: dg.DagsterInstance, results_key: str) -> str:
     description="Waiting crawl results → runs of the crawl chain per (ip, hour), or batch runs when many wait.",
 )
 def crawl_results_sensor(
-    context: dg.SensorEvaluationContext, database: DatabaseResource, queue: QueueResource, analyzer: AnalyzerResource
+    context: dg.SensorEvaluationContext,
+    database: DatabaseResource,
+    queue: QueueResource,
+    analyzer: AnalyzerResource,
+    clock: ClockResource,
 ):
     results = queue.results()
     waiting = results.waiting(RESULTS_SCAN)
+    if not waiting:
+        return dg.SkipReason("no results waiting")
+    # A run launched while the database is unreachable fails at once and, its results still
+    # waiting, is followed by another the next tick: back off instead (issue 17 #9).
+    down = _database_down(context, database, clock.time(), len(waiting))
+    if down is not None:
+        return down
     # A redelivered result that was applied before changes nothing: ack it here, so that it
     # neither waits for a run nor holds up the ones behind it.
     redelivered = [d.task_id for d in waiting if d.message is not None and results.is_processed(d.task_id)]

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from animehot_dagster.defs.crawl import crawl_chain_job, ingest_results_job
+from animehot_dagster.defs.crawl import crawl_chain_job, failed_for_database_outage, ingest_results_job
 from animehot_dagster.defs.resources import QueueResource
 from animehot_dagster.queue import janitor
 from animehot_dagster.queue.keys import FAILED_RUNS
@@ -48,9 +48,14 @@ queue_janitor_schedule = dg.ScheduleDefinition(
 @dg.run_failure_sensor(
     monitored_jobs=[crawl_chain_job, ingest_results_job],
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Logs each failed crawl-chain or ingest run and counts it for the metrics.",
+    description="Logs each failed crawl-chain or ingest run and counts it for the metrics (not one that "
+                "failed because the database could not be reached: its results still wait).",
 )
 def crawl_run_failure_sensor(context: dg.RunFailureSensorContext, queue: QueueResource) -> None:
+    if failed_for_database_outage(context.get_step_failure_events()):
+        log.warning("task processing deferred: database unavailable",
+                    extra={"run_id": context.dagster_run.run_id, "job": context.dagster_run.job_name})
+        return
     failures = queue.client().incr(FAILED_RUNS)
     log.error(
         "task processing failed",
