@@ -4,6 +4,7 @@ docs/benchmarks.md.
     .venv/bin/python bench/suite.py [--size default|tiny] [--only NAMES] [--skip NAMES]
         [--server-url URL] [--redis-url URL] [--results PATH] [--markdown PATH]
     .venv/bin/python bench/suite.py --render bench/results.json   # rewrite the doc from the data
+    .venv/bin/python bench/suite.py --only api --keep-others      # run one, keep the others' last figures
 
 ``make bench`` runs it with the defaults. Each benchmark runs as its own process with ``--json``
 (its progress goes to this process's stderr, prefixed with its name); the suite turns the JSON it
@@ -15,8 +16,9 @@ and the machine; the markdown is written from results.json alone, so the two can
 A benchmark that fails (its script is missing, it exits non-zero, it prints no JSON, it times
 out) is recorded as failed with the reason and the end of its stderr; the others still run and
 the files are still written; the suite then exits 1. A benchmark left out with --only/--skip is
-recorded as skipped. The suite may create and drop scratch databases on --server-url and flush
-the --redis-url database (default db 12).
+recorded as skipped; with --keep-others it keeps instead the entry the results file already holds
+for it, marked with the time of the run that measured it. The suite may create and drop scratch
+databases on --server-url and flush the --redis-url database (default db 12).
 """
 
 from __future__ import annotations
@@ -152,24 +154,42 @@ def summarize_crawl(out: dict, entries: dict) -> Summary:
 
 
 def summarize_api(out: dict, entries: dict) -> Summary:
-    floor = "floor: bare ASGI route, same Redis GET"
+    """Req/s and latency from wrk; each route against the bare route of the same server, same run."""
+    redis_floor = "floor: bare ASGI route, same Redis GET"
+    bare_floor = "floor: bare ASGI route, same bytes"
     figures = []
-    for what, label in (("leaderboard", "leaderboard (hot, 3 h), cached"), ("liquidity", "IP liquidity, cached")):
-        cached, base = out[f"{what}_cached"], out[f"{what}_floor"]
+    for what, label, floor in (("leaderboard", "leaderboard (hot, 3 h), cached", redis_floor),
+                               ("liquidity", "IP liquidity, cached", redis_floor),
+                               ("health", "/health", bare_floor)):
+        cached = out[what if what == "health" else f"{what}_cached"]
+        base = out[f"{what}_floor"]
         figures += [
-            row(f"{label}, p50", cached["p50_ms"], "ms", base["p50_ms"], f"{floor}, p50", goal=1.5),
-            row(f"{label}, p99", cached["p99_ms"], "ms", base["p99_ms"], f"{floor}, p99"),
             row(f"{label}, throughput", cached["rps"], "req/s", base["rps"], floor, better="higher"),
+            row(f"{label}, p50", cached["p50_ms"], "ms", base["p50_ms"], f"{floor}, p50",
+                goal=1.5 if what != "health" else None),
+            row(f"{label}, p99", cached["p99_ms"], "ms", base["p99_ms"], f"{floor}, p99"),
         ]
     for hours in (23, 1):
         key = f"leaderboard_uncached_{hours}h"
         if key in out:
-            figures.append(row(f"leaderboard ({hours} h, limit 100), cache miss, p50", out[key]["p50_ms"], "ms",
-                               out["leaderboard_floor"]["p50_ms"], f"{floor}, p50"))
-    return Summary(figures, [
-        context("load", f"{out['leaderboard_cached']['requests']} requests per measurement at concurrency "
-                        f"{out['concurrency']}; {out['ips']} IPs, {out['hourly_rows']:,} hourly rows"),
-    ])
+            figures.append(row(f"leaderboard ({hours} h, limit 100), cache miss, p50 (one at a time)",
+                               out[key]["p50_ms"], "ms", out["leaderboard_floor"]["p50_ms"],
+                               f"{redis_floor}, p50 under load"))
+    generator = out.get("generator", "wrk")
+    ctx = [
+        context("load", f"{generator}: {out['concurrency']} connections on {out.get('threads', 1)} thread(s), "
+                        f"{out.get('duration_seconds')} s per measurement; {out['ips']} IPs, "
+                        f"{out['hourly_rows']:,} hourly rows; one uvicorn process"),
+    ]
+    for key, label in (("leaderboard_cached", "cached leaderboard"), ("health", "/health"),
+                       ("health_floor", "bare route")):
+        if key in out and "server_cpu_cores" in out[key]:
+            ctx.append(context(f"CPU during {label}: server / wrk",
+                               f"{out[key]['server_cpu_cores']} / {out[key]['wrk_cpu_cores']}", "cores"))
+    notes = [("Load from wrk, a C event loop on its own core: the server (one uvicorn process) is the "
+             "bottleneck, as its CPU near one core and wrk's far below it show. The project's earlier Python "
+             "load generator topped out near 200 req/s (issue 17).")]
+    return Summary(figures, ctx, notes)
 
 
 _ACCURACY_FIGURES = {  # overall key → (label, unit, truth's value)
@@ -292,6 +312,15 @@ def chromium_missing() -> str | None:
     return None
 
 
+def wrk_missing() -> str | None:
+    import shutil
+
+    if shutil.which("wrk") is None:
+        return "wrk is not installed, which the API benchmark loads the server with (Debian package wrk: " \
+               "scripts/install_system_packages.sh bench)"
+    return None
+
+
 def _sized(default: list[str], tiny: list[str]) -> Callable[[argparse.Namespace], list[str]]:
     return lambda args: list(tiny if args.size == "tiny" else default)
 
@@ -321,13 +350,15 @@ def benchmarks(args: argparse.Namespace) -> list[Bench]:
               about="As crawl-api, in Chromium through Playwright (the warm-up starts the browser). Floors: the "
                     "rate limit for the wall time; the API mode's figures of the same run for CPU and memory.",
               precheck=chromium_missing),
-        Bench("api", "HTTP API: cached reads against a bare Redis route", "bench/api.py",
-              lambda a: [*_sized(["--requests", "2000"], ["--requests", "100", "--concurrency", "4", "--ips", "5",
-                                                          "--days", "1", "--uncached-requests", "3"])(a),
+        Bench("api", "HTTP API under wrk: cached reads and /health against bare routes", "bench/api.py",
+              lambda a: [*_sized([], ["--duration", "1", "--concurrency", "4", "--ips", "5", "--days", "1",
+                                      "--uncached-requests", "3"])(a),
                          *mysql, *redis_, "--json"], summarize_api, 900,
-              about="uvicorn serving the API in a child process, driven by an async httpx client. Floor: a bare "
-                    "ASGI route in the same server that GETs the same Redis key with the same client. "
-                    "Goal: cached p50 within 1.5× the floor."),
+              about="uvicorn serving the API in a child process (one process, as `animehot api`), loaded by "
+                    "`wrk` (32 connections, 10 s per measurement). Floors: bare ASGI routes in the same server, "
+                    "one that GETs the same Redis key with the same client (for the cached reads), one that "
+                    "answers the same bytes as /health. Goal: cached p50 within 1.5× the floor.",
+              precheck=wrk_missing),
         Bench("accuracy", "Accuracy on the short scenario, against the simulator's truth", args.accuracy_script,
               lambda a: ["--scenario", "bench/scenarios/short.yaml", *mysql, "--no-plots", "--json"],
               summarize_accuracy, 900,
@@ -589,7 +620,8 @@ def render_markdown(results: dict) -> str:
     lines += ["## The run", "",
               f"- {suite['started_at']} UTC, {suite['wall_seconds']:.0f} s in all, size `{suite['size']}`; "
               f"result: {'all benchmarks ran' if suite['ok'] else 'FAILED: ' + ', '.join(suite['failed'])}"
-              + (f"; skipped: {', '.join(suite['skipped'])}" if suite.get("skipped") else ""),
+              + (f"; skipped: {', '.join(suite['skipped'])}" if suite.get("skipped") else "")
+              + (f"; kept from earlier runs (same machine): {', '.join(suite['kept'])}" if suite.get("kept") else ""),
               f"- command: `{suite['command']}`",
               "",
               "| machine | |", "|---|---|",
@@ -614,8 +646,10 @@ def render_markdown(results: dict) -> str:
         if entry["status"] == "skipped":
             lines += [f"Skipped: {entry['error']}.", ""]
             continue
+        when = entry.get("measured_at")
         lines += [(f"`{entry['command']}` — wall {fmt(entry['wall_seconds'], 's')}, load average "
-                  f"{entry['load_average']['start']} → {entry['load_average']['end']}"), ""]
+                  f"{entry['load_average']['start']} → {entry['load_average']['end']}"
+                  + (f"; measured {when} UTC" if when and when != suite["started_at"] else "")), ""]
         if entry["status"] == "failed":
             lines += [f"**FAILED**: {_cell(entry['error'])}", ""]
             if entry.get("stderr_tail"):
@@ -672,6 +706,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", type=Path, default=DEFAULT_MARKDOWN,
                         help="the document (default: docs/benchmarks.md)")
     parser.add_argument("--accuracy-script", default="bench/accuracy.py", help=argparse.SUPPRESS)
+    parser.add_argument("--keep-others", action="store_true",
+                        help="benchmarks not run keep their entries from --results (marked with when they ran)")
     parser.add_argument("--render", type=Path, metavar="RESULTS_JSON",
                         help="only rewrite --markdown from this results file")
     args = parser.parse_args(argv)
@@ -693,14 +729,24 @@ def main(argv: list[str] | None = None) -> int:
     info = machine(args) | {"load_average_start": load_average()}
     progress(f"{info['cpu_model']}, {info['cores']} cores, load {info['load_average_start']}; "
              f"MariaDB {info['mariadb']}, Redis {info['redis']}")
+    earlier: dict[str, dict] = {}
+    if args.keep_others and args.results.exists():
+        kept = json.loads(args.results.read_text())
+        for entry in kept.get("benchmarks", []):
+            if entry.get("status") != "skipped":
+                earlier[entry["name"]] = {**entry, "measured_at": entry.get("measured_at") or kept["suite"]["started_at"]}
     entries: dict[str, dict] = {}
     for bench in all_benches:
+        if (bench.name not in only or bench.name in skip) and bench.name in earlier:
+            entries[bench.name] = earlier[bench.name]
+            continue
         if bench.name not in only or bench.name in skip:
             entries[bench.name] = {"name": bench.name, "title": bench.title, "reference": bench.reference,
                                    "about": bench.about, "status": "skipped",
                                    "error": "not selected (--only/--skip)", "figures": [], "context": []}
             continue
-        entries[bench.name] = run_bench(bench, args, entries, progress)
+        entries[bench.name] = run_bench(bench, args, entries, progress) | {
+            "measured_at": started_at.strftime("%Y-%m-%d %H:%M:%S")}
     info["load_average_end"] = load_average()
     failed = [name for name, e in entries.items() if e["status"] == "failed"]
     results = {
@@ -713,6 +759,7 @@ def main(argv: list[str] | None = None) -> int:
             "ok": not failed,
             "failed": failed,
             "skipped": [name for name, e in entries.items() if e["status"] == "skipped"],
+            "kept": [name for name, e in entries.items() if name in earlier and e is earlier[name]],
         },
         "machine": info,
         "benchmarks": list(entries.values()),

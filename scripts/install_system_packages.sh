@@ -8,7 +8,9 @@
 #           crawler runs /usr/bin/chromium), nginx and openssl (the deploy tests run nginx with
 #           the production config and a self-signed certificate), promtool (Debian's prometheus
 #           package ships it: the alert rules are checked with it), curl and jq (the operations
-#           scripts the tests run)
+#           scripts the tests run), wrk (the API benchmark's load generator; the benchmark suite's
+#           test runs it)
+#   bench   what `make bench` needs beyond the services: wrk
 #   demo    what `make demo` needs beyond Python: redis-server (it starts a private one)
 #   docker  the container tests: docker.io and debootstrap (to build a base image offline)
 #
@@ -27,12 +29,15 @@ test_packages=(
   "redis-server redis-server"
   "redis-tools redis-cli"
   "chromium /usr/bin/chromium"
-  "fonts-noto-cjk /usr/share/fonts/opentype/noto"  # Japanese text in the dashboard's browser tests and screenshots
   "nginx-light nginx"
   "openssl openssl"
   "prometheus promtool"
   "curl curl"
   "jq jq"
+  "wrk wrk"
+)
+bench_packages=(
+  "wrk wrk"
 )
 demo_packages=(
   "redis-server redis-server"
@@ -56,9 +61,10 @@ missing=()
 for profile in "${profiles[@]}"; do
   case $profile in
     test) entries=("${test_packages[@]}") ;;
+    bench) entries=("${bench_packages[@]}") ;;
     demo) entries=("${demo_packages[@]}") ;;
     docker) entries=("${docker_packages[@]}") ;;
-    *) echo "install_system_packages.sh: unknown profile '$profile' (test, demo, docker)" >&2; exit 2 ;;
+    *) echo "install_system_packages.sh: unknown profile '$profile' (test, bench, demo, docker)" >&2; exit 2 ;;
   esac
   for entry in "${entries[@]}"; do
     read -r package probe <<<"$entry"
@@ -84,7 +90,7 @@ echo "installing system packages for ${profiles[*]}: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq "${missing[@]}"
-for entry in "${test_packages[@]}" "${demo_packages[@]}" "${docker_packages[@]}"; do
+for entry in "${test_packages[@]}" "${bench_packages[@]}" "${demo_packages[@]}" "${docker_packages[@]}"; do
   read -r package probe <<<"$entry"
   if [[ " ${missing[*]} " == *" $package "* ]] && ! present "$probe"; then
     echo "ERROR: $package was installed but $probe is still missing" >&2
