@@ -104,6 +104,7 @@ def run_demo(duration: float, ips_file: Path, workdir: Path, base_env: dict[str,
         clock = MarketClock.read(endpoints.simulator)
         echo("")
         echo(f"running for {duration / 60:g} min (DEMO_DURATION); Ctrl-C ends it early with the summary")
+        echo(f"  Dashboard   {endpoints.api}/")
         echo(f"  Dagster UI  {endpoints.dagster_ui}")
         echo(f"  API         {endpoints.api}/api/v1/leaderboard   metrics {endpoints.metrics}")
         echo("")
@@ -124,7 +125,8 @@ def run_demo(duration: float, ips_file: Path, workdir: Path, base_env: dict[str,
                 if time.monotonic() > deadline:
                     echo(f"still in flight after {DRAIN_TIMEOUT} s; summarising what has landed")
                     break
-        urls = {"Dagster UI": endpoints.dagster_ui, "API": endpoints.api, "metrics": endpoints.metrics,
+        urls = {"dashboard": f"{endpoints.api}/", "Dagster UI": endpoints.dagster_ui, "API": endpoints.api,
+                "metrics": endpoints.metrics,
                 "simulator": endpoints.simulator}
         summary = build_summary(observer.engine, started_at, endpoints.simulator, clock,
                                 time.monotonic() - began, urls)

@@ -145,7 +145,7 @@ export function alertTable(alerts, ctx, { showIp = true, empty = "No alerts." } 
       h("td", { "data-label": "Hour" }, dateTime(a.hour_bucket)),
       h("td", { "data-label": "Severity" }, severityBadge(a.severity)),
       showIp ? h("td", { "data-label": "IP" }, h("a", { href: ctx.link(`/ip/${a.ip_id}`), lang: "ja" }, a.ip_name || `#${a.ip_id}`)) : null,
-      h("td", { "data-label": "Alert" }, h("strong", {}, TYPES[a.alert_type] || a.alert_type), h("br"),
+      h("td", { class: "alert-cell", "data-label": "Alert" }, h("strong", {}, TYPES[a.alert_type] || a.alert_type), h("br"),
         h("span", { class: "message", lang: "ja" }, a.message)),
       h("td", { class: "num", "data-label": "Value" }, a.alert_type === "high_outflow" ? count(a.metric_value) : ratio(a.metric_value)),
       h("td", { class: "num", "data-label": "Threshold" }, a.alert_type === "high_outflow" ? count(a.threshold_value) : ratio(a.threshold_value)),

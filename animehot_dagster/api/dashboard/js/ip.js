@@ -8,7 +8,7 @@ import { alertTable } from "./alerts.js";
 import { flowChart, liquidityChart, priceChart } from "./charts.js";
 import { h, replace } from "./dom.js";
 import {
-  HOUR, QUALITY_HELP, QUALITY_TEXT, count, dateTime, hourStart, missing, price, ratio, relative, worstQuality,
+  HOUR, QUALITY_HELP, QUALITY_TEXT, clock, count, dateTime, day, hourStart, missing, price, ratio, relative, worstQuality,
 } from "./format.js";
 import { qualityBadge } from "./leaderboard.js";
 
@@ -34,12 +34,17 @@ function thumb(url, title) {
     referrerpolicy: "no-referrer", onerror: (event) => event.target.classList.add("broken") });
 }
 
+/** A listing without a price (the seller set none) has price 0. */
+function itemPrice(value) {
+  return value > 0 ? price(value) : "no price";
+}
+
 function itemCard(item, when) {
   return h("li", { class: "item" },
     h("a", { href: item.item_url, rel: "noopener noreferrer", target: "_blank" },
       thumb(item.image_url, item.title),
       h("span", { class: "item-title", lang: "ja" }, item.title),
-      h("span", { class: "item-price" }, price(item.price)),
+      h("span", { class: "item-price" }, itemPrice(item.price)),
       h("span", { class: "item-when" }, when)));
 }
 
@@ -143,7 +148,8 @@ export async function renderIp(main, ctx) {
 
   const l = latest.value;
   const kpis = l ? h("div", { class: "cards" },
-    card("Latest hour", dateTime(l.updated_at), l.quality ? h("span", { title: QUALITY_HELP[l.quality] }, `figures ${QUALITY_TEXT[l.quality]}`) : null),
+    card("Latest hour", clock(l.updated_at), h("span", { title: l.quality ? QUALITY_HELP[l.quality] : null },
+      `${day(l.updated_at)}${l.quality ? `, figures ${QUALITY_TEXT[l.quality]}` : ""}`)),
     card("Inflow", count(l.on_sale_inflow), "new listings"),
     card("Outflow", count(l.on_sale_outflow), "sold"),
     card("Liquidity", ratio(l.liquidity_index), "outflow / inflow"),

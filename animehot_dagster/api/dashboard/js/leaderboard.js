@@ -13,7 +13,7 @@ const TYPES = [
 ];
 const SOURCES = {
   hourly: "the last complete hours",
-  daily: "yesterday (Japan time), from the daily rollup",
+  daily: "yesterday in Japan time, from the daily rollup",
   weekly: "the last complete week (Monday to Sunday), from the weekly rollup",
 };
 
