@@ -29,6 +29,7 @@ test_packages=(
   "redis-server redis-server"
   "redis-tools redis-cli"
   "chromium /usr/bin/chromium"
+  "fonts-noto-cjk /usr/share/fonts/opentype/noto"  # Japanese text in the dashboard's browser tests and screenshots
   "nginx-light nginx"
   "openssl openssl"
   "prometheus promtool"
