@@ -26,7 +26,7 @@ from animehot_dagster.api.params import validation_message
 from animehot_dagster.api.partitions import DagsterPartitions
 from animehot_dagster.api.routes import ROUTERS
 from animehot_dagster.api.services import Clock, Services
-from animehot_dagster.api.static import add_cors, add_frontend
+from animehot_dagster.api.static import add_cors, add_frontend, dashboard_links
 from animehot_dagster.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -126,8 +126,7 @@ def create_app(
     _error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
-    if settings.static_dir:
-        add_frontend(app, settings.static_dir)
+    add_frontend(app, settings.static_dir, dashboard_links(settings.dashboard_links))  # the dashboard unless STATIC_DIR
     app.openapi = _openapi(app)
     if settings.enable_cors:
         add_cors(app)
