@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 COMPOSE ?= docker compose
 
 .PHONY: install test test-fast lint system-packages demo clean \
-	docker-build docker-up docker-down docker-logs docker-ps \
+	docker-build docker-up docker-down docker-logs docker-ps docker-base docker-test \
 	dev-deps dev-analyzer dev-crawler grayscale-start grayscale-verify grayscale-stop \
 	health-check check-redis check-mysql backup restore \
 	bench bench-ingest bench-queue bench-crawl bench-api bench-accuracy
@@ -51,8 +51,11 @@ demo: $(STAMP)
 	$(BIN)/animehot demo
 
 # -- containers (manual §2.1) -------------------------------------------------------------------
+# BASE_IMAGE=animehot-base:bookworm (make docker-base) builds FROM the local Debian base where no
+# registry can be reached; empty: the official python image.
+BASE_IMAGE ?=
 docker-build:
-	$(COMPOSE) build
+	$(COMPOSE) build $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE))
 
 docker-up:
 	$(COMPOSE) up -d
@@ -65,6 +68,18 @@ docker-logs:
 
 docker-ps:
 	$(COMPOSE) ps
+
+# The local Debian base image (debootstrap + docker import; once per machine).
+docker-base:
+	scripts/install_system_packages.sh docker
+	deploy/test/ensure_dockerd.sh
+	scripts/build_base_image.sh
+
+# The images built and the dev and prod stacks up for real, checked through the containers
+# (animehot_dagster_tests/deploy/test_docker_stack.py; it starts dockerd when none runs).
+docker-test: $(STAMP)
+	scripts/install_system_packages.sh docker
+	$(BIN)/pytest -q animehot_dagster_tests/deploy/test_docker_stack.py
 
 # -- local development without containers --------------------------------------------------------
 # MySQL and Redis: the compose services when Docker is here, else the local servers.
