@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 import yaml
 
@@ -161,3 +164,34 @@ def test_prod_runs_see_the_analyzer_settings_the_services_see():
 @pytest.mark.parametrize(("file", "kwargs"), [("docker-compose.yml", {}), ("docker-compose.prod.yml", PROD)])
 def test_the_api_gets_its_30_seconds_to_drain(file, kwargs):
     assert compose_model(file, **kwargs)["services"]["api"]["stop_grace_period"] == "30s"
+
+
+# The overrides the container tests bring the stacks up with (deploy/test/compose.*.yml).
+TEST_STACKS = [
+    ("docker-compose.yml", "deploy/test/compose.dev.yml", {"env_file": "deploy/env/simulator.env"}),
+    ("docker-compose.prod.yml", "deploy/test/compose.prod.yml",
+     {**PROD, "env": {**ALLOY_ENV, "ANIMEHOT_TEST_DAGSTER_YAML": "/dev/null"}}),
+    ("docker-compose.crawler.yml", "deploy/test/compose.crawler.yml", CRAWLER_NODE),
+]
+
+
+@pytest.mark.parametrize(("file", "override", "kwargs"), TEST_STACKS)
+def test_the_test_stacks_run_every_service_on_the_host_network_and_publish_nothing(file, override, kwargs):
+    result = compose(file, "config", "--format", "json", overrides=(override,), **kwargs)
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    assert {name: s.get("network_mode") for name, s in services.items()} == {name: "host" for name in services}
+    assert {name: s["ports"] for name, s in services.items() if s.get("ports")} == {}
+    assert {name: s["build"].get("network") for name, s in services.items() if "build" in s} == {
+        name: "host" for name, s in services.items() if "build" in s}
+
+
+@pytest.mark.parametrize(("file", "override", "kwargs"), TEST_STACKS[:2])
+def test_the_test_stacks_stay_off_the_hosts_own_ports(file, override, kwargs):
+    """On the host network a container's port is the host's: none of the host's MySQL, Redis,
+    Dagster UI, API or metrics ports (3306, 6379, 3000, 8080, 2112), which the host's own services
+    and the other tests use."""
+    result = compose(file, "config", "--format", "json", overrides=(override,), **kwargs)
+    text = json.dumps(json.loads(result.stdout)["services"])
+    for port in ("3306", "6379", "3000", "8080", "2112", "2113", "4266", "8090"):
+        assert not re.search(rf"127\.0\.0\.1:{port}\b|--port\", \"{port}\"|_PORT\": \"{port}\"", text), port

@@ -23,7 +23,8 @@ def copied_sources() -> list[str]:
 def test_the_build_context_keeps_what_the_dockerfile_copies():
     kept = {line[1:].rstrip("/") for line in (REPO / ".dockerignore").read_text().splitlines() if line.startswith("!")}
     sources = copied_sources()
-    assert sources == ["setup.py", "animehot_dagster", "deploy/workspace.grpc.yaml"]
+    # the app and the crawler stages each copy the package (the crawler's Chromium goes first)
+    assert sources == ["setup.py", "animehot_dagster", "dg.toml", "deploy/workspace.grpc.yaml", "animehot_dagster"]
     assert set(sources) <= kept
     assert all((REPO / source).exists() for source in sources)
 

@@ -24,12 +24,15 @@ def compose_binary() -> Path:
 
 
 def compose(
-    file: str, *args: str, env_file: str | None = None, profiles: tuple[str, ...] = (), env: dict | None = None
+    file: str, *args: str, env_file: str | None = None, profiles: tuple[str, ...] = (), env: dict | None = None,
+    overrides: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess:
     """``docker-compose -f FILE [--env-file] [--profile …] ARGS`` in the repository, with an
     environment of nothing but PATH, HOME and ``env``: neither the caller's shell nor a .env file
     in the checkout can fill in a variable the files require."""
     command = [str(compose_binary()), "--project-directory", str(REPO), "-f", str(REPO / file)]
+    for override in overrides:
+        command += ["-f", str(REPO / override)]
     command += ["--env-file", str(REPO / env_file)] if env_file else ["--env-file", "/dev/null"]
     for profile in profiles:
         command += ["--profile", profile]
