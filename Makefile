@@ -12,7 +12,7 @@ COMPOSE ?= docker compose
 	docker-build docker-up docker-down docker-logs docker-ps docker-base docker-test \
 	dev-deps dev-analyzer dev-crawler grayscale-start grayscale-verify grayscale-stop \
 	health-check check-redis check-mysql backup restore \
-	bench bench-ingest bench-queue bench-crawl bench-api bench-accuracy
+	bench bench-ingest bench-queue bench-crawl bench-api bench-accuracy bench-chaos
 
 $(STAMP): setup.py
 	@echo "installing the project into $(VENV) (a few minutes the first time)"
@@ -121,9 +121,15 @@ restore:
 	scripts/restore.sh $(BACKUP)
 
 # -- benchmarks --------------------------------------------------------------------------------
+# `make bench` ends with the chaos run (bench/chaos.py: CHAOS_MINUTES of random faults on the local
+# system, then the invariants and the recovery times; docs/operations.md, "Chaos run").
+CHAOS_MINUTES ?= 20
+CHAOS_SEED ?= 1
+
 bench: $(STAMP)
 	scripts/ensure_services.sh
 	$(BIN)/python bench/suite.py
+	$(BIN)/python bench/chaos.py --minutes $(CHAOS_MINUTES) --seed $(CHAOS_SEED)
 
 bench-ingest: $(STAMP)
 	scripts/ensure_services.sh
@@ -144,6 +150,10 @@ bench-api: $(STAMP)
 bench-accuracy: $(STAMP)
 	scripts/ensure_services.sh
 	$(BIN)/python bench/accuracy.py --method both
+
+bench-chaos: $(STAMP)
+	scripts/ensure_services.sh
+	$(BIN)/python bench/chaos.py --minutes $(CHAOS_MINUTES) --seed $(CHAOS_SEED)
 
 clean:
 	rm -rf $(VENV) var *.egg-info

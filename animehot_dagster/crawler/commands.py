@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from pathlib import Path
 
 import click
 import redis.asyncio as aioredis
@@ -33,7 +34,7 @@ def _duration_seconds(ctx: click.Context, param: click.Parameter, value: str) ->
         raise click.BadParameter(str(exc)) from None
 
 
-async def run_node(settings: Settings, shutdown_grace_seconds: float) -> None:
+async def run_node(settings: Settings, shutdown_grace_seconds: float, results_log: Path | None = None) -> None:
     metrics = CrawlerMetrics()
     queue_client = open_redis(settings.redis_url, settings.redis_pool_size)
     limiter_client = aioredis.Redis.from_url(settings.redis_url)
@@ -43,7 +44,8 @@ async def run_node(settings: Settings, shutdown_grace_seconds: float) -> None:
         metrics,
     )
     node = CrawlerNode(
-        crawler, TaskQueue(queue_client), ResultQueue(queue_client), shutdown_grace_seconds=shutdown_grace_seconds
+        crawler, TaskQueue(queue_client), ResultQueue(queue_client), shutdown_grace_seconds=shutdown_grace_seconds,
+        results_log=results_log,
     )
     server = MetricsServer(metrics, lambda: node.ready, settings.metrics_port)
     server.start()
@@ -73,12 +75,19 @@ async def crawl_once(config: CrawlerConfig, request: CrawlRequest, rate: float, 
     help="On SIGTERM, how long the current crawl may go on before its task goes back to the queue "
     "(match the container's stop grace period).",
 )
+@click.option(
+    "--results-log",
+    envvar="CRAWLER_RESULTS_LOG",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Append a JSON line for every result this node pushes, before and after the push, to this file "
+    "(CRAWLER_RESULTS_LOG): a record of what the node delivered, for audits such as bench/chaos.py.",
+)
 @click.pass_context
-def crawler_command(ctx: click.Context, shutdown_grace: float) -> None:
+def crawler_command(ctx: click.Context, shutdown_grace: float, results_log: Path | None) -> None:
     """Run a crawler node: crawl tasks from the Redis queue until SIGTERM."""
     settings: Settings = ctx.obj["settings"]
     configure_logging("crawler", settings.debug)
-    asyncio.run(run_node(settings, shutdown_grace))
+    asyncio.run(run_node(settings, shutdown_grace, results_log))
 
 
 @click.command("crawl")

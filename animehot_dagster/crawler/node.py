@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import signal
 import time
+from pathlib import Path
 
 import redis
 
 from animehot_dagster.crawler.crawl import Crawler
-from animehot_dagster.domain.messages import CrawlResponse
+from animehot_dagster.domain.messages import CrawlResponse, encode_response
 from animehot_dagster.queue.reliable import Delivery, ResultQueue, TaskQueue
 
 log = logging.getLogger(__name__)
@@ -39,8 +42,10 @@ class CrawlerNode:
         *,
         shutdown_grace_seconds: float = SHUTDOWN_GRACE_SECONDS,
         take_block_seconds: float = TAKE_BLOCK_SECONDS,
+        results_log: Path | None = None,
     ) -> None:
         self.crawler = crawler
+        self._results_log = results_log
         self._tasks = tasks
         self._results = results
         self._grace = shutdown_grace_seconds
@@ -119,7 +124,9 @@ class CrawlerNode:
                 error_message=f"unknown: crawler error: {exc}", retry_count=request.retry_count,
             )
         try:
+            self._log_result("pushing", response)
             await asyncio.to_thread(self._results.push, response)
+            self._log_result("pushed", response)
             if not await asyncio.to_thread(self._tasks.ack, delivery):
                 log.warning("task was returned to the queue while it was crawled: it will be answered twice",
                             extra={"task_id": request.task_id, "ip_id": request.ip_id})
@@ -128,6 +135,23 @@ class CrawlerNode:
             # pushed but not acked is crawled again and answered twice; the processor keeps one.
             log.error("result not delivered, task left for the janitor",
                       extra={"task_id": request.task_id, "ip_id": request.ip_id, "error": str(exc)})
+
+    def _log_result(self, event: str, response: CrawlResponse) -> None:
+        """With a results log, one JSON line per result before its push ("pushing", with the
+        result as sent) and one after Redis took it ("pushed"): what this node delivered, for an
+        audit against what was applied (bench/chaos.py). One O_APPEND write per line, so a node
+        killed at any instant leaves whole lines only."""
+        if self._results_log is None:
+            return
+        line = {"event": event, "at": round(time.time(), 3), "task_id": response.task_id, "ip_id": response.ip_id,
+                "crawled_at": response.crawled_at, "error": response.error_message}
+        if event == "pushing":
+            line["result"] = encode_response(response)
+        fd = os.open(self._results_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (json.dumps(line, ensure_ascii=False) + "\n").encode())
+        finally:
+            os.close(fd)
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake up for a stop request."""
