@@ -186,9 +186,11 @@ def summarize_api(out: dict, entries: dict) -> Summary:
         if key in out and "server_cpu_cores" in out[key]:
             ctx.append(context(f"CPU during {label}: server / wrk",
                                f"{out[key]['server_cpu_cores']} / {out[key]['wrk_cpu_cores']}", "cores"))
-    notes = [("Load from wrk, a C event loop on its own core: the server (one uvicorn process) is the "
-             "bottleneck, as its CPU near one core and wrk's far below it show. The project's earlier Python "
-             "load generator topped out near 200 req/s (issue 17).")]
+    notes = [("Load from wrk, a C event loop (one thread): it sends far more than the API answers, so the "
+             "figures are the server's (one uvicorn process); the CPU lines above show the server's share of a "
+             "core and wrk's during a measurement. The bare routes are the ceiling of uvicorn's HTTP layer on "
+             "this machine; the ratio is what FastAPI, the middleware and the route add. The project's earlier "
+             "Python load generator topped out near 200 req/s (issue 17).")]
     return Summary(figures, ctx, notes)
 
 
@@ -621,7 +623,8 @@ def render_markdown(results: dict) -> str:
               f"- {suite['started_at']} UTC, {suite['wall_seconds']:.0f} s in all, size `{suite['size']}`; "
               f"result: {'all benchmarks ran' if suite['ok'] else 'FAILED: ' + ', '.join(suite['failed'])}"
               + (f"; skipped: {', '.join(suite['skipped'])}" if suite.get("skipped") else "")
-              + (f"; kept from earlier runs (same machine): {', '.join(suite['kept'])}" if suite.get("kept") else ""),
+              + (f"; kept from earlier runs (each marked with when and on which CPU it ran; the table below "
+                 f"is this run's machine): {', '.join(suite['kept'])}" if suite.get("kept") else ""),
               f"- command: `{suite['command']}`",
               "",
               "| machine | |", "|---|---|",
@@ -649,7 +652,9 @@ def render_markdown(results: dict) -> str:
         when = entry.get("measured_at")
         lines += [(f"`{entry['command']}` — wall {fmt(entry['wall_seconds'], 's')}, load average "
                   f"{entry['load_average']['start']} → {entry['load_average']['end']}"
-                  + (f"; measured {when} UTC" if when and when != suite["started_at"] else "")), ""]
+                  + (f"; measured {when} UTC" if when and when != suite["started_at"] else "")
+                  + (f" on {entry['measured_on']}" if entry.get("measured_on") and when != suite["started_at"]
+                     and entry["measured_on"] != m.get("cpu_model") else "")), ""]
         if entry["status"] == "failed":
             lines += [f"**FAILED**: {_cell(entry['error'])}", ""]
             if entry.get("stderr_tail"):
@@ -734,7 +739,8 @@ def main(argv: list[str] | None = None) -> int:
         kept = json.loads(args.results.read_text())
         for entry in kept.get("benchmarks", []):
             if entry.get("status") != "skipped":
-                earlier[entry["name"]] = {**entry, "measured_at": entry.get("measured_at") or kept["suite"]["started_at"]}
+                earlier[entry["name"]] = {**entry, "measured_at": entry.get("measured_at") or kept["suite"]["started_at"],
+                                          "measured_on": entry.get("measured_on") or kept["machine"].get("cpu_model")}
     entries: dict[str, dict] = {}
     for bench in all_benches:
         if (bench.name not in only or bench.name in skip) and bench.name in earlier:

@@ -35,7 +35,7 @@ def test_keep_others_keeps_the_entries_not_run_and_marks_when_they_ran(tmp_path:
     markdown = markdown_path.read_text()
     assert markdown == suite.render_markdown(after)
     assert f"; measured {entries[kept[0]]['measured_at']} UTC" in markdown
-    assert "kept from earlier runs (same machine): " + ", ".join(kept) in markdown
+    assert "is this run's machine): " + ", ".join(kept) in markdown
 
     # Without the flag, what was not run is recorded as skipped, as before.
     suite.main(["--only", "accuracy", "--accuracy-script", "bench/no_such_accuracy.py", "--server-url", SERVER_URL,
