@@ -394,6 +394,7 @@ def test_the_prod_stack_launches_run_containers_serves_through_nginx_and_obeys_t
             assert len(hourly.json()["data"]["stats"]) == int(complete[0][0])
             assert https.get(f"/api/v1/ips/{ip_id}/items").status_code == 200
         assert https.get("/metrics").status_code == 404
+        assert 'href="dashboard.css"' in https.get("/").text  # the dashboard, served by the API
         assert https.get("/dagster/server_info").status_code == 401
         assert https.get("/dagster/server_info", auth=(HTPASSWD_USER, HTPASSWD_PASSWORD)).status_code == 200
         redirect = httpx.get("http://127.0.0.1:18081/api/v1/ips", follow_redirects=False, timeout=10)

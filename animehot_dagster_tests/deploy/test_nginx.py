@@ -176,7 +176,12 @@ def test_dagster_ui_needs_the_password(site):
     assert response.json()["dagster_webserver_version"] == "1.13.27"
 
 
-def test_root_leads_to_the_dagster_ui(site):
-    response = httpx.get(f"{site['https']}/", verify=site["tls"], follow_redirects=False)
-    assert response.status_code == 302
-    assert response.headers["location"].endswith("/dagster/")
+def test_root_serves_the_dashboard_and_its_files(site):
+    page = httpx.get(f"{site['https']}/", verify=site["tls"], follow_redirects=False)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert '<link rel="stylesheet" href="dashboard.css">' in page.text
+    for asset, kind in (("/dashboard.css", "text/css"), ("/js/app.js", "javascript")):
+        answer = httpx.get(f"{site['https']}{asset}", verify=site["tls"])
+        assert answer.status_code == 200 and kind in answer.headers["content-type"], asset
+    # The dashboard's client-side routes are hashes: other paths are still not served.
+    assert httpx.get(f"{site['https']}/js/../metrics", verify=site["tls"]).status_code == 404
