@@ -800,7 +800,8 @@ def render(result: dict) -> str:
               f"{queues['dead_letters'].get(keys.RESULTS_DEADLETTER, 0)} "
               f"{json.dumps(result['dead_letter_reasons'], ensure_ascii=False) if result['dead_letter_reasons'] else ''} |",
               f"| restarts by the supervisor | {', '.join(f'{k} {v}' for k, v in run['restarts'].items() if v) or 'none'} |",
-              f"| drained after the faults | {run['drain'].get('seconds', '—')} s |"]
+              f"| drained after the faults | {run['drain'].get('seconds', '—')} s "
+              f"(cadence sensor stop issued {run['drain'].get('sensor_stops', '—')}×) |"]
     lines += ["", "| # | fault | at | outage | first crawl after | recovered after | API during outage |",
               "|---|---|---|---|---|---|---|"]
     for n, f in enumerate(result["faults"], 1):
