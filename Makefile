@@ -23,10 +23,12 @@ $(STAMP): setup.py
 
 install: $(STAMP)
 
-# Two workers (PYTEST_WORKERS=0 for one process), each with its own MySQL databases and Redis
+# Three workers (PYTEST_WORKERS=0 for one process), each with its own MySQL databases and Redis
 # database (animehot_dagster_tests/conftest.py); a module's tests stay on one worker (conftest.py: loadgroup),
-# so a module-scoped fixture such as the demo run is set up once.
-PYTEST_WORKERS ?= 2
+# so a module-scoped fixture such as the demo run is set up once. Three on two cores: the slow tests
+# mostly wait on real clocks (the demo, the daemon, the containers), so a third worker keeps the
+# cores busy with the rest meanwhile.
+PYTEST_WORKERS ?= 3
 PYTEST := $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
 
 system-packages:
