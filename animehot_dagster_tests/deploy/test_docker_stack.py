@@ -21,13 +21,14 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 
+from animehot_dagster.domain.timebuckets import JST
 from animehot_dagster_tests.deploy.tools import REPO, compose_binary
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
@@ -274,6 +275,17 @@ def manual(env: dict, command: str, timeout: float = 120) -> str:
     return result.stdout
 
 
+def manual_as_example(env: dict, command: str, values: dict[str, str], timeout: float = 120) -> str:
+    """A command of docs/operations.md whose dates and ids are examples, run with ``values`` in
+    their place; its output (stdout and stderr: Dagster's CLI logs its events to stderr)."""
+    assert command in (REPO / "docs/operations.md").read_text(encoding="utf-8"), command
+    for example, value in values.items():
+        command = command.replace(example, value)
+    result = sh(on_test_ports(command), env, timeout=timeout, check=False)
+    assert result.returncode == 0, f"{command}: exit {result.returncode}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+    return result.stdout + result.stderr
+
+
 # -- the dev stack ------------------------------------------------------------------------------
 
 
@@ -442,6 +454,32 @@ def test_the_prod_stack_launches_run_containers_serves_through_nginx_and_obeys_t
 
         # Every IP crawled twice and measured, served by the API, no failed run (inside the api container).
         measured["prod_verify"] = verify_inside(env, min_crawls=2).splitlines()
+
+        # §2.2: restart each service, recreate one; the stack comes back healthy and keeps serving.
+        for command in ("docker compose restart api", "docker compose restart dagster-daemon",
+                        "docker compose restart dagster-code", "docker compose up -d --force-recreate api"):
+            manual(env, command, timeout=300)
+            wait_healthy(env)
+        assert https.get("/api/v1/ips").status_code == 200
+
+        # §7: an (IP, hour) recomputed from stored facts, and a day's rollup backfilled, from the CLI,
+        # for a partition this stack has (the manual's own dates are examples).
+        (crawled_at,) = mysql_query(env, f"SELECT MAX(crawled_at) FROM crawl_log WHERE ip_id = {ip_ids[0]}")[0]
+        hour = datetime.fromisoformat(crawled_at).replace(tzinfo=UTC).astimezone(JST)
+        materialize = manual_as_example(
+            env, "docker compose exec dagster-code dagster asset materialize --select hourly_liquidity,liquidity_alerts \\\n"
+                 "  --partition '2026-01-21-14:00|11' -m animehot_dagster.definitions -a defs",
+            {"2026-01-21-14:00|11": f"{hour:%Y-%m-%d-%H:00}|{ip_ids[0]}"}, timeout=300)
+        assert "RUN_SUCCESS" in materialize, materialize[-2000:]
+        yesterday = f"{(datetime.now(JST) - timedelta(days=1)):%Y-%m-%d}"
+        backfill = manual_as_example(
+            env, "docker compose exec dagster-daemon dagster job backfill -j daily_rollup_job \\\n"
+                 "  --from 2026-01-15 --to 2026-01-20 --noprompt -w /opt/dagster/workspace.yaml",
+            {"2026-01-15": yesterday, "2026-01-20": yesterday}, timeout=300)
+        assert "backfill" in backfill.lower(), backfill[-2000:]
+        wait_for("the backfill's run of daily_rollup_job succeeded", lambda: mysql_query(
+            env, "SELECT COUNT(*) FROM dagster.runs WHERE pipeline_name = 'daily_rollup_job' AND status = 'SUCCESS'"
+        )[0][0] != "0", timeout=300)
 
         # `docker compose restart crawler` with a crawl in flight: it finishes or returns its task.
         https.post(f"/api/v1/ips/{ip_ids[1]}/trigger", headers={"X-API-Key": SECRETS["ADMIN_API_KEY"]})
