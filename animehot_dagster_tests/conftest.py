@@ -22,6 +22,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 
+from animehot_dagster.stack.private_servers import PrivateMariaDB
 from animehot_dagster.storage.db import create_engine
 from animehot_dagster.storage.migrate import migrate
 from animehot_dagster.storage.schema import metadata
@@ -161,3 +162,12 @@ def redis_client() -> Iterator[redis.Redis]:
     yield client
     client.flushdb()
     client.close()
+
+
+@pytest.fixture(scope="module")
+def private_mariadb() -> Iterator[PrivateMariaDB]:
+    """A mariadbd of the module's own, for tests that stop or hang their database."""
+    server = PrivateMariaDB()
+    server.start()
+    yield server
+    server.remove()

@@ -23,7 +23,6 @@ from animehot_dagster.storage.db import DatabaseTimeouts
 from animehot_dagster.storage.ip_catalog import import_ips
 from animehot_dagster_tests.api.conftest import LiveServer
 from animehot_dagster_tests.conftest import REDIS_URL
-from animehot_dagster_tests.private_servers import PrivateMariaDB
 
 # "Within a few seconds": the pool's pre-ping waits the read timeout (3 s), the reconnect the
 # connect timeout (2 s); the rest is margin for a loaded 2-core machine.
@@ -31,14 +30,6 @@ FEW_SECONDS = 8.0
 UNAVAILABLE = {"code": 503, "message": "database unavailable"}
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture(scope="module")
-def private_mariadb() -> Iterator[PrivateMariaDB]:
-    server = PrivateMariaDB()
-    server.start()
-    yield server
-    server.remove()
 
 
 @pytest.fixture

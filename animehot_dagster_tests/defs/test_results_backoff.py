@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 
 import dagster as dg
 import pytest
@@ -37,17 +36,8 @@ from animehot_dagster_tests.defs import (  # noqa: F401 - fixtures
     tick,
 )
 from animehot_dagster_tests.factories import make_ips, on_sale, response
-from animehot_dagster_tests.private_servers import PrivateMariaDB
 
 pytestmark = pytest.mark.timeout(240)
-
-
-@pytest.fixture(scope="module")
-def private_mariadb() -> Iterator[PrivateMariaDB]:
-    server = PrivateMariaDB()
-    server.start()
-    yield server
-    server.remove()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -16,17 +15,8 @@ import sqlalchemy as sa
 from animehot_dagster.settings import SettingsError, load_settings
 from animehot_dagster.storage import open_engine
 from animehot_dagster.storage.db import DatabaseTimeouts, create_engine
-from animehot_dagster_tests.private_servers import PrivateMariaDB
 
 HANG_LIMIT = 30  # a call still blocked after this long counts as hung
-
-
-@pytest.fixture(scope="module")
-def private_mariadb() -> Iterator[PrivateMariaDB]:
-    server = PrivateMariaDB()
-    server.start()
-    yield server
-    server.remove()
 
 
 def timed_call(function) -> tuple[float, BaseException | None, bool]:
