@@ -511,6 +511,14 @@ class ChaosRun:
 
     # -- the audit ------------------------------------------------------------------------------
 
+    def run_and_audit(self) -> dict:
+        """Start the system, inject the faults, drain, stop, and audit what was pushed."""
+        self.start()
+        self.inject()
+        self.drain()
+        self.stop_system()
+        return self.audit()
+
     def audit(self) -> dict:
         """The figures and the invariants, from what the node logged, the database and Redis."""
         pushes = read_results_log(self.results_log)
@@ -837,11 +845,7 @@ def main(argv: list[str] | None = None) -> int:
     run = ChaosRun(ChaosConfig(minutes=args.minutes, seed=args.seed, faults=kinds, server_url=args.server_url,
                                workdir=args.dir))
     try:
-        run.start()
-        run.inject()
-        run.drain()
-        run.stop_system()
-        result = run.audit()
+        result = run.run_and_audit()
     finally:
         run.close()
     result["run"]["command"] = " ".join(["bench/chaos.py", *(sys.argv[1:] if argv is None else argv)])

@@ -127,11 +127,7 @@ def test_a_short_chaos_run_keeps_every_invariant_and_the_audit_catches_bad_data(
                                recovery_timeout=240)
     run = chaos.ChaosRun(config)
     try:
-        run.start()
-        run.inject()
-        run.drain()
-        run.stop_system()
-        result = run.audit()
+        result = run.run_and_audit()
         print("\n" + chaos.render(result))
         assert result["ok"], result["violations"]
         assert len(result["faults"]) >= 3, result["faults"]
