@@ -30,7 +30,6 @@ setup(
         "alembic==1.20.1",
         "pymysql==1.2.4",
         "prometheus-client==0.26.0",
-        "pydantic-settings==2.16.3",
         "click>=8.1,<9",
         "fastapi==0.163.2",
         "uvicorn==0.54.0",
