@@ -10,8 +10,9 @@
 A cached window never outlives the window itself: an entry expires at the next hour (1–23 h),
 the next Japan-time midnight (24 h) or the next Monday (168 h) if that comes first.
 
-Callers of ingest and of the rollups drop what they made stale with
-:func:`invalidate_after_crawl` and :func:`invalidate_after_rollup` (synchronous clients).
+The key names and the invalidation after a crawl or a rollup are defined in
+:mod:`animehot_dagster.queue.keys`, where the result processor, which may not import the API,
+uses them too; they are exported here with the lifetimes, so the API's cache is one module.
 Every cache operation swallows Redis errors: a Redis outage means uncached reads, not errors.
 """
 
@@ -25,36 +26,28 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from animehot_dagster.domain.leaderboard import DAY_HOURS, WEEK_HOURS, LeaderboardType
+from animehot_dagster.domain.leaderboard import DAY_HOURS, WEEK_HOURS
 from animehot_dagster.domain.timebuckets import JST, hour_bucket
+from animehot_dagster.queue.keys import (
+    hourly_stats_key,
+    invalidate_after_crawl,
+    invalidate_after_rollup,
+    items_key,
+    leaderboard_key,
+    liquidity_key,
+)
+
+__all__ = [
+    "DETAIL_TTL", "HOURLY_LEADERBOARD_TTL", "ROLLUP_LEADERBOARD_TTL", "ReadCache", "async_client_like",
+    "hourly_stats_key", "invalidate_after_crawl", "invalidate_after_rollup", "items_key", "leaderboard_key",
+    "leaderboard_ttl", "liquidity_key",
+]
 
 log = logging.getLogger(__name__)
 
 DETAIL_TTL = timedelta(minutes=10)
 HOURLY_LEADERBOARD_TTL = timedelta(minutes=10)
 ROLLUP_LEADERBOARD_TTL = timedelta(hours=1)
-HOURLY_WINDOWS = range(1, DAY_HOURS)
-LEADERBOARD_TYPES = tuple(t.value for t in LeaderboardType)
-
-
-def leaderboard_key(kind: str, hours: int) -> str:
-    return f"animetop:leaderboard:{kind}:{hours}"
-
-
-def liquidity_key(ip_id: int) -> str:
-    return f"animetop:ip:{ip_id}:liquidity"
-
-
-def hourly_stats_key(ip_id: int, limit: int) -> str:
-    return f"animetop:ip:{ip_id}:hourly_stats:{limit}"
-
-
-def items_key(ip_id: int, status: str, page: int, size: int) -> str:
-    return f"animetop:ip:{ip_id}:items:{status}:{page}:{size}"
-
-
-def ip_pattern(ip_id: int) -> str:
-    return f"animetop:ip:{ip_id}:*"
 
 
 def leaderboard_ttl(hours: int, now: datetime) -> int:
@@ -71,31 +64,6 @@ def leaderboard_ttl(hours: int, now: datetime) -> int:
         boundary = hour_bucket(now) + timedelta(hours=1)
         limit = HOURLY_LEADERBOARD_TTL
     return max(1, int(min(limit, boundary - now).total_seconds()))
-
-
-def _delete(client: redis.Redis, names: list[str], what: str) -> int:
-    try:
-        return int(client.delete(*names)) if names else 0
-    except redis.RedisError as exc:
-        log.warning("cache invalidation failed", extra={"what": what, "error": str(exc)})
-        return 0
-
-
-def invalidate_after_crawl(client: redis.Redis, ip_id: int) -> int:
-    """After a crawl of ``ip_id`` was applied: its detail keys and the 1–23 h leaderboards.
-    Returns how many keys were deleted (0 when Redis is unreachable)."""
-    try:
-        detail = list(client.scan_iter(match=ip_pattern(ip_id), count=1000))
-    except redis.RedisError as exc:
-        log.warning("cache invalidation failed", extra={"what": "ip detail", "ip_id": ip_id, "error": str(exc)})
-        detail = []
-    boards = [leaderboard_key(kind, hours) for kind in LEADERBOARD_TYPES for hours in HOURLY_WINDOWS]
-    return _delete(client, detail + boards, "after crawl")
-
-
-def invalidate_after_rollup(client: redis.Redis, hours: int) -> int:
-    """After a rollup: the leaderboards of its window (24 for daily, 168 for weekly)."""
-    return _delete(client, [leaderboard_key(kind, hours) for kind in LEADERBOARD_TYPES], f"after rollup {hours}")
 
 
 class ReadCache:

@@ -18,8 +18,8 @@ import redis
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from animehot_dagster.api.cache import invalidate_after_crawl
 from animehot_dagster.domain.timebuckets import to_unix
+from animehot_dagster.queue.keys import invalidate_after_crawl
 from animehot_dagster.queue.reliable import Clock, Delivery, ResultQueue, SweepReport
 from animehot_dagster.queue.schedule import ScheduleStore
 from animehot_dagster.storage.ingest import IngestConfig, IngestResult, UnknownIpError, apply
