@@ -24,9 +24,10 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from animehot_dagster.queue.keys import RATE_LIMIT
+
 log = logging.getLogger(__name__)
 
-RATE_LIMIT_KEY = "animetop:crawler:rate_limit"
 # How long a draw keeps trying while Redis is unreachable, and the pauses between tries.
 GIVE_UP_AFTER_SECONDS = 60.0
 RETRY_DELAY_FIRST_SECONDS = 0.1
@@ -63,7 +64,7 @@ class RedisRateLimiter:
         client: aioredis.Redis,
         rate: float,
         burst: int,
-        key: str = RATE_LIMIT_KEY,
+        key: str = RATE_LIMIT,
         give_up_after: float = GIVE_UP_AFTER_SECONDS,
     ) -> None:
         self._client = client

@@ -33,6 +33,8 @@ RESULTS_DEADLETTER = "animetop:queue:results:deadletter"
 
 # Added by this project: Dagster runs of the crawl chain that failed, counted for the metrics.
 FAILED_RUNS = "animetop:stats:failed_runs"
+# The token bucket every crawler node draws from (a hash: tokens, at).
+RATE_LIMIT = "animetop:crawler:rate_limit"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,8 +69,13 @@ MEASURED_KEYS = (
 )
 
 
+# Members of TASKS_PENDING are this prefix and the IP id; the pending reconcile script builds
+# them inside Redis from the same prefix.
+PENDING_MEMBER_PREFIX = "ip:"
+
+
 def pending_member(ip_id: int) -> str:
-    return f"ip:{ip_id}"
+    return f"{PENDING_MEMBER_PREFIX}{ip_id}"
 
 
 # The API's read cache (SPEC §6, §9).

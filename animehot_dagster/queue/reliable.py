@@ -31,7 +31,14 @@ from animehot_dagster.domain.messages import (
     encode_request,
     encode_response,
 )
-from animehot_dagster.queue.keys import RESULT_KEYS, SCHEDULE, TASK_KEYS, QueueKeys, pending_member
+from animehot_dagster.queue.keys import (
+    PENDING_MEMBER_PREFIX,
+    RESULT_KEYS,
+    SCHEDULE,
+    TASK_KEYS,
+    QueueKeys,
+    pending_member,
+)
 from animehot_dagster.queue.payloads import dead_letter_entry, with_retry_count
 
 log = logging.getLogger(__name__)
@@ -108,7 +115,7 @@ return 1
 # left by someone deleting a list by hand (or by a node of another implementation) and would
 # make the dedup refuse the IP forever; tasks without a mark are left by a forced enqueue whose
 # twin was acknowledged first. One script, so no task moves between the look and the fix; the
-# lists hold about one task per IP, so it stays short.
+# lists hold about one task per IP, so it stays short. ARGV[1]: the prefix of a pending mark.
 _RECONCILE_PENDING = """
 local held, added, removed = {}, {}, {}
 for _, key in ipairs({KEYS[2], KEYS[3]}) do
@@ -116,7 +123,7 @@ for _, key in ipairs({KEYS[2], KEYS[3]}) do
     local ok, body = pcall(cjson.decode, message)
     if ok and type(body) == 'table' then
       local ip = body['ipId'] or body['ip_id']
-      if ip ~= nil then held['ip:' .. tostring(ip)] = true end
+      if ip ~= nil then held[ARGV[1] .. tostring(ip)] = true end
     end
   end
 end
@@ -444,7 +451,9 @@ class TaskQueue(ReliableQueue):
     def reconcile_pending(self) -> tuple[list[str], list[str]]:
         """Make the pending set match the tasks queued or held; returns the marks (added, removed)."""
         keys = self.keys
-        added, removed = self._reconcile_pending(keys=[keys.done_set, keys.queue, keys.processing])
+        added, removed = self._reconcile_pending(
+            keys=[keys.done_set, keys.queue, keys.processing], args=[PENDING_MEMBER_PREFIX]
+        )
         return [m.decode() for m in added], [m.decode() for m in removed]
 
     def _ack_update(self, message: CrawlRequest) -> tuple[str, str]:
