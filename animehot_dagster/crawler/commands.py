@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -102,13 +104,12 @@ def crawl_command(ctx: click.Context, keyword: str, mode: str | None, pages_on_s
     """Crawl KEYWORD once, without Redis, and print the CrawlResponse JSON (exit 1 if it failed)."""
     settings: Settings = ctx.obj["settings"]
     config = CrawlerConfig.from_settings(settings, pinned_mode=Mode(mode) if mode else None)
-    request = CrawlRequest(
-        ip_id=0,
-        keyword=keyword,
-        task_id="cli",
+    pages = dataclasses.replace(
+        settings.cadence,
         pages_on_sale=settings.scheduler_pages_on_sale if pages_on_sale is None else pages_on_sale,
         pages_sold=settings.scheduler_pages_sold if pages_sold is None else pages_sold,
     )
+    request = CrawlRequest.new_task(0, keyword, pages, time.time(), task_id="cli")
     if not request.pages_on_sale and not request.pages_sold:
         raise click.UsageError("nothing to crawl: both page counts are 0")
     response = asyncio.run(crawl_once(config, request, settings.app_rate_limit, settings.app_rate_burst))

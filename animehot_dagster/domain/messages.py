@@ -11,9 +11,10 @@ import dataclasses
 import enum
 import json
 import time
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 
 class MessageError(ValueError):
@@ -74,6 +75,13 @@ class Item:
         return self.status is ItemStatus.SOLD
 
 
+class PageBudget(Protocol):
+    """How many pages of each phase a crawl reads (the cadence policy, the dispatch config)."""
+
+    pages_on_sale: int
+    pages_sold: int
+
+
 @dataclasses.dataclass(frozen=True)
 class CrawlRequest:
     ip_id: int
@@ -83,6 +91,20 @@ class CrawlRequest:
     retry_count: int = 0
     pages_on_sale: int = 0
     pages_sold: int = 0
+
+    @classmethod
+    def new_task(cls, ip_id: int, keyword: str, pages: PageBudget, created_at: float,
+                 task_id: str | None = None) -> CrawlRequest:
+        """A new task for the IP: a fresh UUID unless ``task_id`` is given, created at
+        ``created_at`` (unix seconds), reading the budget's pages."""
+        return cls(
+            ip_id=ip_id,
+            keyword=keyword,
+            task_id=task_id or str(uuid.uuid4()),
+            created_at=int(created_at),
+            pages_on_sale=pages.pages_on_sale,
+            pages_sold=pages.pages_sold,
+        )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,7 +6,6 @@ import dataclasses
 import enum
 import logging
 import time
-import uuid
 from collections.abc import Callable, Sequence
 
 import redis
@@ -21,17 +20,24 @@ from animehot_dagster.storage.ip_queries import ip_statuses
 log = logging.getLogger(__name__)
 
 
+def lease_seconds(settings: Settings) -> float:
+    """SCHEDULER_MAX_INTERVAL, or the janitor's longest recovery (JANITOR_TIMEOUT +
+    JANITOR_INTERVAL: a held task is returned at the first sweep past the timeout) if longer."""
+    recovery = settings.janitor_timeout + settings.janitor_interval
+    return max(settings.scheduler_max_interval, recovery).total_seconds()
+
+
 @dataclasses.dataclass(frozen=True)
 class DispatchConfig:
-    batch_size: int = 50
-    backpressure_threshold: int = 25
+    batch_size: int = Settings.scheduler_batch_size
+    backpressure_threshold: int = Settings.scheduler_backpressure_threshold
     # A dispatched IP's score moves to now + lease, so an IP whose task is lost still comes
     # back; the processed result replaces it with the real next crawl time. Never shorter than
     # the janitor's recovery (JANITOR_TIMEOUT + JANITOR_INTERVAL): a task held by a node that
     # died must come back through the janitor, not be doubled by a new dispatch (issue 17 #11).
-    lease_seconds: float = 7200
-    pages_on_sale: int = 5
-    pages_sold: int = 5
+    lease_seconds: float = lease_seconds(Settings())
+    pages_on_sale: int = Settings.scheduler_pages_on_sale
+    pages_sold: int = Settings.scheduler_pages_sold
     max_backpressure_wait_seconds: float = 600
     # A sensor tick must end in time: with this set, the wait bound holds for the whole call
     # and the batches not sent by then stay due in the schedule for the next call, instead of
@@ -49,13 +55,6 @@ class DispatchConfig:
             pages_on_sale=settings.scheduler_pages_on_sale,
             pages_sold=settings.scheduler_pages_sold,
         )
-
-
-def lease_seconds(settings: Settings) -> float:
-    """SCHEDULER_MAX_INTERVAL, or the janitor's longest recovery (JANITOR_TIMEOUT +
-    JANITOR_INTERVAL: a held task is returned at the first sweep past the timeout) if longer."""
-    recovery = settings.janitor_timeout + settings.janitor_interval
-    return max(settings.scheduler_max_interval, recovery).total_seconds()
 
 
 class Dispatched(enum.Enum):
@@ -134,14 +133,7 @@ def _batches(items: Sequence, size: int) -> list[Sequence]:
 def _dispatch_one(
     schedule: ScheduleStore, tasks: TaskQueue, config: DispatchConfig, ip_id: int, keyword: str, now: float
 ) -> Dispatched:
-    request = CrawlRequest(
-        ip_id=ip_id,
-        keyword=keyword,
-        task_id=str(uuid.uuid4()),
-        created_at=int(now),
-        pages_on_sale=config.pages_on_sale,
-        pages_sold=config.pages_sold,
-    )
+    request = CrawlRequest.new_task(ip_id, keyword, config, now)
     try:
         # The lease goes in before the task: a result processed at once then overwrites it,
         # never the other way round.

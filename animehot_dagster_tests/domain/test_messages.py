@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from animehot_dagster.domain.cadence import CadencePolicy
 from animehot_dagster.domain.messages import (
     EARLIEST_TIME,
     MAX_PAGES_PER_PHASE,
@@ -384,3 +386,13 @@ def test_a_result_of_an_original_node_has_no_counts():
 def test_malformed_counts_name_the_field(field, value, path):
     with pytest.raises(MessageError, match=path.replace(".", r"\.")):
         decode_response({"ipId": "1", "taskId": "t", "crawledAt": "1767225600", field: value})
+
+
+def test_a_new_task_reads_the_budgets_pages_under_a_fresh_task_id():
+    budget = CadencePolicy(pages_on_sale=3, pages_sold=1)
+    first = CrawlRequest.new_task(7, "初音ミク", budget, 1_700_000_000.9)
+    second = CrawlRequest.new_task(7, "初音ミク", budget, 1_700_000_000.9)
+    assert (first.ip_id, first.keyword, first.created_at, first.retry_count) == (7, "初音ミク", 1_700_000_000, 0)
+    assert (first.pages_on_sale, first.pages_sold) == (3, 1)
+    assert first.task_id != second.task_id and str(uuid.UUID(first.task_id)) == first.task_id
+    assert CrawlRequest.new_task(0, "k", budget, 0, task_id="cli").task_id == "cli"

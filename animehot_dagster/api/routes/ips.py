@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from typing import Annotated, Any, Literal
 
 import redis
@@ -150,11 +149,7 @@ def trigger(svc: Svc, ip_id: IpId):
     if row.status == "deleted":
         raise ApiError(409, f"IP {ip_id} is deleted")
     svc.require_redis()
-    settings = svc.settings
-    request = CrawlRequest(
-        ip_id=ip_id, keyword=row.name, task_id=str(uuid.uuid4()), created_at=to_unix(svc.clock()),
-        pages_on_sale=settings.scheduler_pages_on_sale, pages_sold=settings.scheduler_pages_sold,
-    )
+    request = CrawlRequest.new_task(ip_id, row.name, svc.settings.cadence, to_unix(svc.clock()))
     try:
         svc.tasks.enqueue(request, force=True)
     except redis.RedisError as exc:
