@@ -27,7 +27,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from animehot_dagster.domain.leaderboard import DAY_HOURS, WEEK_HOURS
-from animehot_dagster.domain.timebuckets import JST, hour_bucket
+from animehot_dagster.domain.timebuckets import hour_bucket, next_day_boundary, next_week_boundary
 from animehot_dagster.queue.keys import (
     hourly_stats_key,
     invalidate_after_crawl,
@@ -52,17 +52,12 @@ ROLLUP_LEADERBOARD_TTL = timedelta(hours=1)
 
 def leaderboard_ttl(hours: int, now: datetime) -> int:
     """Seconds a leaderboard of ``hours`` computed at ``now`` stays valid (at least 1)."""
-    local = now.astimezone(JST)
     if hours == DAY_HOURS:
-        boundary = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), JST)
-        limit = ROLLUP_LEADERBOARD_TTL
+        boundary, limit = next_day_boundary(now), ROLLUP_LEADERBOARD_TTL
     elif hours == WEEK_HOURS:
-        monday = local.date() + timedelta(days=7 - local.weekday())
-        boundary = datetime.combine(monday, datetime.min.time(), JST)
-        limit = ROLLUP_LEADERBOARD_TTL
+        boundary, limit = next_week_boundary(now), ROLLUP_LEADERBOARD_TTL
     else:
-        boundary = hour_bucket(now) + timedelta(hours=1)
-        limit = HOURLY_LEADERBOARD_TTL
+        boundary, limit = hour_bucket(now) + timedelta(hours=1), HOURLY_LEADERBOARD_TTL
     return max(1, int(min(limit, boundary - now).total_seconds()))
 
 

@@ -1,7 +1,7 @@
 """Days, weeks and leaderboards: rollups of the hourly figures, on their schedules."""
 
 import dataclasses
-from datetime import date, timedelta
+from datetime import date
 
 import dagster as dg
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from animehot_dagster.defs.metadata import preview_table
 from animehot_dagster.defs.partitions import day_partitions, week_partitions
 from animehot_dagster.defs.resources import DatabaseResource, QueueResource, now
 from animehot_dagster.domain.leaderboard import DAY_HOURS, WEEK_HOURS, LeaderboardType
-from animehot_dagster.domain.timebuckets import day_bounds
+from animehot_dagster.domain.timebuckets import day_bounds, week_bounds
 from animehot_dagster.storage.leaderboard import leaderboard
 from animehot_dagster.storage.rollups import RollupReport, rollup_day, rollup_week
 from animehot_dagster.storage.schema import ip_metadata, ip_stats_daily, ip_stats_hourly, ip_stats_weekly
@@ -90,8 +90,7 @@ def daily_totals_match_hours(context: dg.AssetCheckExecutionContext, database: D
 @dg.asset_check(asset=weekly_liquidity, partitions_def=week_partitions, description="Weekly totals equal the hourly sums.")
 def weekly_totals_match_hours(context: dg.AssetCheckExecutionContext, database: DatabaseResource) -> dg.AssetCheckResult:
     week_start = date.fromisoformat(context.partition_key)
-    start, _ = day_bounds(week_start)
-    return _totals_match(database, ip_stats_weekly, "week_start", week_start, (start, start + timedelta(days=7)))
+    return _totals_match(database, ip_stats_weekly, "week_start", week_start, week_bounds(week_start))
 
 
 @dg.asset(

@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from animehot_dagster.domain.scores import hot_score, liquidity_index
-from animehot_dagster.domain.timebuckets import hour_bucket, jst_date, week_start
+from animehot_dagster.domain.timebuckets import hour_bucket, previous_day, previous_week_start
 
 MAX_LIMIT = 100
 DAY_HOURS = 24
@@ -43,10 +43,10 @@ def window(hours: int, now: datetime) -> Window:
         end = hour_bucket(now)
         return Window(Source.HOURLY, hours, end - timedelta(hours=hours), end)
     if hours == DAY_HOURS:
-        yesterday = jst_date(now) - timedelta(days=1)
+        yesterday = previous_day(now)
         return Window(Source.DAILY, hours, yesterday, yesterday)
     if hours == WEEK_HOURS:
-        last_week = week_start(jst_date(now)) - timedelta(days=7)
+        last_week = previous_week_start(now)
         return Window(Source.WEEKLY, hours, last_week, last_week)
     raise ValueError(f"hours must be 1-23, 24 or 168, got {hours}")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from animehot_dagster.domain.items import OUTFLOW_TRANSITIONS
 from animehot_dagster.domain.scores import PricedItem, price_stats
-from animehot_dagster.domain.timebuckets import day_bounds
+from animehot_dagster.domain.timebuckets import day_bounds, is_week_start, next_week_start, week_bounds
 from animehot_dagster.storage.db import upsert
 from animehot_dagster.storage.schema import ip_stats_daily, ip_stats_hourly, ip_stats_weekly, item_events
 from animehot_dagster.storage.stats import price_columns
@@ -117,15 +117,14 @@ def rollup_day(connection: Connection, day: date, now: datetime) -> RollupReport
 
 def rollup_week(connection: Connection, week_start: date, now: datetime) -> RollupReport:
     """The Monday-based week starting ``week_start`` into ip_stats_weekly."""
-    if week_start.weekday() != 0:
+    if not is_week_start(week_start):
         raise ValueError(f"week_start {week_start} is not a Monday")
-    start, _ = day_bounds(week_start)
     daily_records = dict(
         connection.execute(
             sa.select(ip_stats_daily.c.ip_id, sa.func.count())
-            .where(ip_stats_daily.c.date_bucket >= week_start, ip_stats_daily.c.date_bucket < week_start + timedelta(days=7))
+            .where(ip_stats_daily.c.date_bucket >= week_start, ip_stats_daily.c.date_bucket < next_week_start(week_start))
             .group_by(ip_stats_daily.c.ip_id)
         ).all()
     )
-    end = start + timedelta(days=7)
+    start, end = week_bounds(week_start)
     return _rollup(connection, ip_stats_weekly, "week_start", "daily_records", week_start, start, end, now, daily_records)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -17,7 +16,7 @@ from animehot_dagster.api.routes.ips import check_text
 from animehot_dagster.api.services import Svc, require_admin
 from animehot_dagster.api.views import archive_json, import_json
 from animehot_dagster.domain.leaderboard import DAY_HOURS, WEEK_HOURS
-from animehot_dagster.domain.timebuckets import jst_date, week_start
+from animehot_dagster.domain.timebuckets import is_week_start, previous_day, previous_week_start
 from animehot_dagster.storage.ip_catalog import import_ips
 from animehot_dagster.storage.rollups import rollup_day, rollup_week
 
@@ -39,7 +38,7 @@ def admin_import(svc: Svc, body: bodies.ImportRequest):
 def archive_daily(svc: Svc, date_: Annotated[str | None, Query(
         alias="date", description="YYYY-MM-DD, default yesterday (Japan time)")] = None):
     now = svc.clock()
-    day = parse_day("date", date_) if date_ else jst_date(now) - timedelta(days=1)
+    day = parse_day("date", date_) if date_ else previous_day(now)
     with svc.engine.begin() as connection:
         report = rollup_day(connection, day, now)
     if svc.redis is not None:
@@ -51,8 +50,8 @@ def archive_daily(svc: Svc, date_: Annotated[str | None, Query(
 def archive_weekly(svc: Svc, week_start_: Annotated[str | None, Query(
         alias="week_start", description="a Monday, YYYY-MM-DD; default last week")] = None):
     now = svc.clock()
-    monday = parse_day("week_start", week_start_) if week_start_ else week_start(jst_date(now)) - timedelta(days=7)
-    if monday.weekday() != 0:
+    monday = parse_day("week_start", week_start_) if week_start_ else previous_week_start(now)
+    if not is_week_start(monday):
         raise ApiError(400, f"invalid parameter week_start: {monday} is not a Monday")
     with svc.engine.begin() as connection:
         report = rollup_week(connection, monday, now)
