@@ -130,32 +130,32 @@ CHAOS_SEED ?= 1
 
 bench: $(STAMP)
 	scripts/ensure_services.sh
-	$(BIN)/python bench/suite.py
-	$(BIN)/python bench/chaos.py --minutes $(CHAOS_MINUTES) --seed $(CHAOS_SEED)
+	$(BIN)/python -m bench.suite
+	$(BIN)/python -m bench.chaos --minutes $(CHAOS_MINUTES) --seed $(CHAOS_SEED)
 
 bench-ingest: $(STAMP)
 	scripts/ensure_services.sh
-	$(BIN)/python bench/ingest.py
+	$(BIN)/python -m bench.ingest
 
 bench-queue: $(STAMP)
 	scripts/ensure_services.sh
-	$(BIN)/python bench/queue.py
+	$(BIN)/python -m bench.reliable_queue
 
 bench-crawl: $(STAMP)
 	scripts/ensure_services.sh
-	$(BIN)/python bench/crawl.py
+	$(BIN)/python -m bench.crawl
 
 bench-api: $(STAMP)
 	scripts/ensure_services.sh
-	$(BIN)/python bench/api.py
+	$(BIN)/python -m bench.api
 
 bench-accuracy: $(STAMP)
 	scripts/ensure_services.sh
-	$(BIN)/python bench/accuracy.py --method both
+	$(BIN)/python -m bench.accuracy --method both
 
 bench-chaos: $(STAMP)
 	scripts/ensure_services.sh
-	$(BIN)/python bench/chaos.py --minutes $(CHAOS_MINUTES) --seed $(CHAOS_SEED)
+	$(BIN)/python -m bench.chaos --minutes $(CHAOS_MINUTES) --seed $(CHAOS_SEED)
 
 clean:
 	rm -rf $(VENV) var *.egg-info

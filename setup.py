@@ -9,7 +9,7 @@ setup(
     name="animehot_dagster",
     version="0.1.0",
     description="Anime Hot: liquidity of anime IP merchandise on Mercari Japan, orchestrated by Dagster",
-    packages=find_packages(exclude=["animehot_dagster_tests*"]),
+    packages=find_packages(exclude=["animehot_dagster_tests*", "bench*"]),
     include_package_data=True,
     package_data={
         "animehot_dagster.storage": ["migrations/*.mako", "migrations/*.py", "migrations/versions/*.py"],

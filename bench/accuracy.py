@@ -1,6 +1,6 @@
 """Accuracy harness: the method's inflow and outflow against the simulated market's ground truth.
 
-    .venv/bin/python bench/accuracy.py [--scenario bench/scenarios/standard.yaml] [--mode api|browser]
+    .venv/bin/python -m bench.accuracy [--scenario bench/scenarios/standard.yaml] [--mode api|browser]
                                        [--workers 2] [--database-url URL] [--out bench/out/accuracy] [--json]
 
 Each IP of the scenario is crawled on a simulated clock: the simulator (a real HTTP server in each
@@ -33,14 +33,6 @@ headline figures).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# bench/queue.py would shadow the standard library's ``queue`` (which redis imports) if this
-# script's directory stayed first on the path.
-if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    del sys.path[0]
-
 import argparse
 import asyncio
 import contextlib
@@ -50,11 +42,13 @@ import heapq
 import json
 import multiprocessing
 import statistics
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -803,7 +797,8 @@ def fresh_databases(kind: str, workers: int, server_url: str) -> Iterator[list[s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m bench.accuracy", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", default=str(DEFAULT_SCENARIO))
     parser.add_argument("--mode", choices=[m.value for m in Mode], help="overrides the scenario's mode")
     parser.add_argument("--workers", type=int, default=2, help="processes crawling IPs side by side")

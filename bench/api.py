@@ -1,7 +1,7 @@
 """API benchmark: the server's throughput and latency under `wrk`, each route against a bare route
 in the same server, and the uncached leaderboard.
 
-    .venv/bin/python bench/api.py [--duration S] [--concurrency C] [--threads T] [--ips K] [--days D] [--json]
+    .venv/bin/python -m bench.api [--duration S] [--concurrency C] [--threads T] [--ips K] [--days D] [--json]
 
 Creates a fresh MySQL database on 127.0.0.1 (root, no password; --server-url) and uses Redis
 database 7 of 127.0.0.1 (--redis-url; flushed), fills ip_stats_hourly with D days of hourly rows
@@ -26,17 +26,11 @@ Goal: cached p50 within 1.5x of the floor's. Every figure and its floor come fro
 
 from __future__ import annotations
 
-import os
-import sys
-
-# bench/queue.py would shadow the standard library's queue (which redis-py imports).
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
-
 import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import random
 import re
 import resource
@@ -44,6 +38,7 @@ import shutil
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -251,7 +246,7 @@ async def uncached(base: str, path: str, key: str, client: redis.Redis, requests
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.api", description=__doc__.split("\n\n")[0])
     parser.add_argument("--server-url", default=DEFAULT_SERVER_URL)
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
     parser.add_argument("--duration", type=int, default=10, help="seconds of wrk per measurement")

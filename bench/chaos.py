@@ -2,7 +2,7 @@
 nothing applied twice, the figures are what a replay of the applied crawls gives, no queue holds a
 stuck message, and how long each fault took to recover from.
 
-    .venv/bin/python bench/chaos.py [--minutes 20] [--seed 1] [--faults KINDS] [--json]
+    .venv/bin/python -m bench.chaos [--minutes 20] [--seed 1] [--faults KINDS] [--json]
         [--server-url mysql+pymysql://root@127.0.0.1:3306] [--dir var/chaos/<time>] [--keep]
 
 The system is the one ``animehot up`` runs (animehot_dagster.stack.system.LocalSystem, with its
@@ -47,13 +47,6 @@ pass or fail; the run directory (logs, the results log, the replayed results) is
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# bench/queue.py would shadow the standard library's ``queue`` if this directory stayed first.
-if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    del sys.path[0]
-
 import argparse
 import collections
 import contextlib
@@ -64,11 +57,13 @@ import random
 import signal
 import statistics
 import subprocess
+import sys
 import threading
 import time
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pymysql
@@ -827,7 +822,7 @@ def fmt_s(value) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--minutes", type=float, default=20.0, help="how long faults are injected (default 20)")
     parser.add_argument("--seed", type=int, default=1, help="the faults' order and pauses, the market (default 1)")
@@ -848,7 +843,7 @@ def main(argv: list[str] | None = None) -> int:
         result = run.run_and_audit()
     finally:
         run.close()
-    result["run"]["command"] = " ".join(["bench/chaos.py", *(sys.argv[1:] if argv is None else argv)])
+    result["run"]["command"] = " ".join(["python", "-m", "bench.chaos", *(sys.argv[1:] if argv is None else argv)])
     if args.json:
         print(json.dumps(result, indent=2, ensure_ascii=False, default=str))
     else:

@@ -13,19 +13,11 @@ the measured crawl. Reported per mode:
 
 The simulator runs in its own process, frozen at one moment, so its work is not counted.
 
-    .venv/bin/python bench/crawl.py [--modes api,browser] [--keyword 初音ミク] [--pages-on-sale 5]
+    .venv/bin/python -m bench.crawl [--modes api,browser] [--keyword 初音ミク] [--pages-on-sale 5]
                                     [--pages-sold 5] [--rate 3] [--burst 3] [--redis-url …] [--json]
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# bench/queue.py would shadow the standard library's ``queue`` (which redis imports) if this
-# script's directory stayed first on the path.
-if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    del sys.path[0]
 
 import argparse
 import asyncio
@@ -35,9 +27,11 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Self
 
 import httpx
@@ -50,6 +44,7 @@ from animehot_dagster.crawler.resilience import Mode
 from animehot_dagster.domain.messages import CrawlRequest
 from animehot_dagster.settings import load_settings
 
+REPO = Path(__file__).resolve().parents[1]  # where ``-m bench.crawl`` finds the package
 MARKET_MOMENT = "2026-01-14T00:25:00+09:00"  # frozen: every run crawls the same listings
 WARM_UP_KEYWORD = "葬送のフリーレン"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -218,12 +213,12 @@ def start_simulator() -> tuple[subprocess.Popen, str]:
 
 
 def run_mode(args: argparse.Namespace, mode: str, simulator_url: str) -> dict:
-    command = [sys.executable, __file__, "--child", mode, "--simulator-url", simulator_url, "--keyword", args.keyword,
+    command = [sys.executable, "-m", "bench.crawl", "--child", mode, "--simulator-url", simulator_url, "--keyword", args.keyword,
                "--pages-on-sale", str(args.pages_on_sale), "--pages-sold", str(args.pages_sold),
                "--rate", str(args.rate), "--burst", str(args.burst)]
     if args.redis_url:
         command += ["--redis-url", args.redis_url]
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
     with PeakMemory(child.pid) as memory:
         output, _ = child.communicate()
     if child.returncode:
@@ -233,7 +228,8 @@ def run_mode(args: argparse.Namespace, mode: str, simulator_url: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m bench.crawl", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--modes", default="api,browser")
     parser.add_argument("--keyword", default="初音ミク")
     parser.add_argument("--pages-on-sale", type=int, default=5)

@@ -1,7 +1,7 @@
 """Dagster in the loop: latency and throughput of the results → runs → materializations path, sensor
 tick durations and the asset page's GraphQL query, with 50, 200 and 1,000 IPs' partitions.
 
-    .venv/bin/python bench/dagster_loop.py [--json] [--sizes 50,200,1000] [--window 60]
+    .venv/bin/python -m bench.dagster_loop [--json] [--sizes 50,200,1000] [--window 60]
         [--latency-rate 12] [--rates 10,20,40,80] [--step 90] [--items 1200] [--drain 120]
         [--history-hours 6]
 
@@ -38,14 +38,6 @@ started is stopped (SIGTERM, then SIGKILL) and both databases dropped, also on f
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# bench/queue.py shares its name with the standard library's ``queue`` (which redis and dagster
-# import): run as a script, this file's directory would come first on the path.
-if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    del sys.path[0]
-
 import argparse
 import collections
 import contextlib
@@ -56,11 +48,13 @@ import platform
 import random
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 import httpx
@@ -605,7 +599,7 @@ def print_report(figures: dict) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.dagster_loop", description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="Print the figures as JSON.")
     parser.add_argument("--sizes", default="50,200,1000", help="IPs in the catalog at each measurement (ascending).")
     parser.add_argument("--window", type=float, default=60, help="Seconds of pushing per size.")

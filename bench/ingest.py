@@ -1,6 +1,6 @@
 """Ingest benchmark: milliseconds per applied crawl result, against a floor on the same tables.
 
-    .venv/bin/python bench/ingest.py [--database-url URL] [--results N] [--ips K] [--json] [--profile]
+    .venv/bin/python -m bench.ingest [--database-url URL] [--results N] [--ips K] [--json] [--profile]
 
 Without --database-url it creates a fresh MySQL database on 127.0.0.1 (root, no password; see
 --server-url), migrates it and drops it at the end. With --database-url the database is migrated
@@ -361,7 +361,7 @@ def print_figures(figures: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", help="database to use (default: a fresh MySQL database, dropped at the end)")
     parser.add_argument("--server-url", default=os.environ.get("TEST_MYSQL_URL", DEFAULT_SERVER_URL),
                         help="MySQL server for the fresh database (default: %(default)s)")
@@ -389,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         log(f"benchmarking ingest on {sa.make_url(url).render_as_string(hide_password=True)}")
         figures = run(url, args.results, args.ips, args.seed, args.profile, log)
-        figures["command"] = " ".join([os.path.basename(sys.executable), "bench/ingest.py", *(argv if argv is not None else sys.argv[1:])])
+        figures["command"] = " ".join([os.path.basename(sys.executable), "-m", "bench.ingest", *(argv if argv is not None else sys.argv[1:])])
     finally:
         if created:
             with server.begin() as connection:

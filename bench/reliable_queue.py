@@ -9,24 +9,17 @@ consumer processes take and ack until the queue is drained. Both sides poll with
 and back off 1 ms on an empty queue, so the two measurements wait in the same way. The time is
 from the first enqueue to the last ack.
 
-    .venv/bin/python bench/queue.py [--tasks 20000] [--consumers 1,4] [--redis-url …] [--json]
+    .venv/bin/python -m bench.reliable_queue [--tasks 20000] [--consumers 1,4] [--redis-url …] [--json]
 
 It refuses to run on a Redis database that already holds queue keys, and deletes them after.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# This file shares its name with the standard library's ``queue``, which redis and
-# multiprocessing import: run as a script, its directory would come first on the path.
-if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    del sys.path[0]
-
 import argparse
 import json
 import multiprocessing
+import sys
 import time
 import uuid
 
@@ -105,7 +98,7 @@ def measure(url: str, consumers: int, requests: list[CrawlRequest], reliable: bo
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.reliable_queue", description=__doc__.splitlines()[0])
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--tasks", type=int, default=20_000)
     parser.add_argument("--consumers", default="1,4", help="comma-separated consumer counts")

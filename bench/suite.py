@@ -1,10 +1,10 @@
 """The benchmark suite: every benchmark of bench/ in one run, written to bench/results.json and
 docs/benchmarks.md.
 
-    .venv/bin/python bench/suite.py [--size default|tiny] [--only NAMES] [--skip NAMES]
+    .venv/bin/python -m bench.suite [--size default|tiny] [--only NAMES] [--skip NAMES]
         [--server-url URL] [--redis-url URL] [--results PATH] [--markdown PATH]
-    .venv/bin/python bench/suite.py --render bench/results.json   # rewrite the doc from the data
-    .venv/bin/python bench/suite.py --only api --keep-others      # run one, keep the others' last figures
+    .venv/bin/python -m bench.suite --render bench/results.json   # rewrite the doc from the data
+    .venv/bin/python -m bench.suite --only api --keep-others      # run one, keep the others' last figures
 
 ``make bench`` runs it with the defaults. Each benchmark runs as its own process with ``--json``
 (its progress goes to this process's stderr, prefixed with its name); the suite turns the JSON it
@@ -13,7 +13,7 @@ measured in the same run, and the ratio figure / floor. results.json holds every
 command, wall time, load average before and after, figures, and the benchmark's whole output)
 and the machine; the markdown is written from results.json alone, so the two cannot disagree.
 
-A benchmark that fails (its script is missing, it exits non-zero, it prints no JSON, it times
+A benchmark that fails (its module is missing, it exits non-zero, it prints no JSON, it times
 out) is recorded as failed with the reason and the end of its stderr; the others still run and
 the files are still written; the suite then exits 1. A benchmark left out with --only/--skip is
 recorded as skipped; with --keep-others it keeps instead the entry the results file already holds
@@ -23,18 +23,11 @@ databases on --server-url and flush the --redis-url database (default db 12).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# bench/queue.py would shadow the standard library's ``queue`` (which threading's users, redis
-# and concurrent.futures import) if this script's directory stayed first on the path.
-if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    del sys.path[0]
-
 import argparse
 import collections
 import contextlib
 import dataclasses
+import importlib.util
 import json
 import math
 import os
@@ -42,10 +35,12 @@ import platform
 import shlex
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from animehot_dagster.stack.processes import terminate
 
@@ -282,7 +277,7 @@ def summarize_dagster_loop(out: dict, entries: dict) -> Summary:
     ctx.append(context("results materialized / pushed", f"{results.get('materialized')} / {results.get('pushed')}"))
     notes = [("The latency is mostly waiting: for a tick of crawl_results_sensor (every 10 s at least), for the "
              "run to be launched and its process to start. The throughput figures of this short run are "
-             "indicative only (one short step); `bench/dagster_loop.py` alone measures throughput at 1,000 IPs.")]
+             "indicative only (one short step); `python -m bench.dagster_loop` alone measures throughput at 1,000 IPs.")]
     if out.get("failed_sensor_ticks"):
         notes.append(f"FAILED sensor ticks: {out['failed_sensor_ticks']} (first error: {out.get('first_sensor_error')})")
     return Summary(figures, ctx, notes)
@@ -295,7 +290,7 @@ def summarize_dagster_loop(out: dict, entries: dict) -> Summary:
 class Bench:
     name: str
     title: str
-    script: str
+    module: str  # run as ``python -m module`` from the repository's root
     args: Callable[[argparse.Namespace], list[str]]
     summarize: Callable[[dict, dict], Summary]
     timeout: float
@@ -332,27 +327,27 @@ def benchmarks(args: argparse.Namespace) -> list[Bench]:
     redis_ = ["--redis-url", args.redis_url]
     crawl_tiny = ["--pages-on-sale", "1", "--pages-sold", "1"]
     return [
-        Bench("ingest", "Ingest: 1,200-item crawl results into MariaDB", "bench/ingest.py",
+        Bench("ingest", "Ingest: 1,200-item crawl results into MariaDB", "bench.ingest",
               lambda a: [*_sized([], ["--results", "3", "--ips", "1"])(a), *mysql, "--json"], summarize_ingest, 900,
               about="Each result is applied through `storage.ingest.apply` (one transaction, commit included). "
                     "Floor: one transaction that SELECTs the same 1,200 item_snapshots keys and upserts the same "
                     "1,200 rows on a shadow IP, right after each result. Goal: p50 within 3× the floor."),
-        Bench("queue", "Reliable queue: enqueue + take + ack round trips", "bench/queue.py",
+        Bench("queue", "Reliable queue: enqueue + take + ack round trips", "bench.reliable_queue",
               lambda a: [*_sized(["--tasks", "10000", "--consumers", "1,4"], ["--tasks", "300", "--consumers", "1"])(a),
                          *redis_, "--json"], summarize_queue, 600,
               about="One producer enqueues, N consumer processes take and ack until drained. Floor: plain "
                     "LPUSH / RPOP of the same payloads on the same Redis with the same client: what reliability "
                     "(dedup mark, processing list, ack) costs."),
-        Bench("crawl-api", "Crawl, API mode: a 5+5 page crawl against the local simulator", "bench/crawl.py",
+        Bench("crawl-api", "Crawl, API mode: a 5+5 page crawl against the local simulator", "bench.crawl",
               lambda a: ["--modes", "api", *_sized([], crawl_tiny)(a), *redis_, "--json"], summarize_crawl, 300,
               about="A fresh node process (the crawler's own code, DPoP-signed API calls) after a one-page warm-up. "
                     "Floor: the pages divided by APP_RATE_LIMIT, the best the shared token bucket allows."),
-        Bench("crawl-browser", "Crawl, browser mode: a 5+5 page crawl on Chromium", "bench/crawl.py",
+        Bench("crawl-browser", "Crawl, browser mode: a 5+5 page crawl on Chromium", "bench.crawl",
               lambda a: ["--modes", "browser", *_sized([], crawl_tiny)(a), *redis_, "--json"], summarize_crawl, 300,
               about="As crawl-api, in Chromium through Playwright (the warm-up starts the browser). Floors: the "
                     "rate limit for the wall time; the API mode's figures of the same run for CPU and memory.",
               precheck=chromium_missing),
-        Bench("api", "HTTP API under wrk: cached reads and /health against bare routes", "bench/api.py",
+        Bench("api", "HTTP API under wrk: cached reads and /health against bare routes", "bench.api",
               lambda a: [*_sized([], ["--duration", "1", "--concurrency", "4", "--ips", "5", "--days", "1",
                                       "--uncached-requests", "3"])(a),
                          *mysql, *redis_, "--json"], summarize_api, 900,
@@ -361,7 +356,7 @@ def benchmarks(args: argparse.Namespace) -> list[Bench]:
                     "one that GETs the same Redis key with the same client (for the cached reads), one that "
                     "answers the same bytes as /health. Goal: cached p50 within 1.5× the floor.",
               precheck=wrk_missing),
-        Bench("accuracy", "Accuracy on the short scenario, against the simulator's truth", args.accuracy_script,
+        Bench("accuracy", "Accuracy on the short scenario, against the simulator's truth", args.accuracy_module,
               lambda a: ["--scenario", "bench/scenarios/short.yaml", *mysql, "--no-plots", "--json"],
               summarize_accuracy, 900,
               reference="truth",
@@ -369,13 +364,13 @@ def benchmarks(args: argparse.Namespace) -> list[Bench]:
                     "simulated market on a simulated clock through `bench/scenarios/short.yaml`; the hourly inflow "
                     "and outflow ingest wrote are compared with the market's ground truth. The reference here is "
                     "the truth, not a timing floor."),
-        Bench("dagster-loop", "Dagster in the loop: results → runs → materializations (short)", "bench/dagster_loop.py",
+        Bench("dagster-loop", "Dagster in the loop: results → runs → materializations (short)", "bench.dagster_loop",
               lambda a: ["--sizes", "50", "--window", "60", "--settle", "60", "--rates", "12", "--step", "30",
                          "--drain", "30", "--graphql-repeats", "3", *mysql, *redis_, "--json"],
               summarize_dagster_loop, 900,
               about="A real code server, daemon and webserver on a MySQL-backed instance; synthetic 1,200-item "
                     "results pushed onto the results queue until their partitions are materialized. Short sizes "
-                    "(50 IPs, 60 s of pushing at 12/min, one 30 s rate step) to fit the suite; `bench/dagster_loop.py` alone runs the full "
+                    "(50 IPs, 60 s of pushing at 12/min, one 30 s rate step) to fit the suite; `python -m bench.dagster_loop` alone runs the full "
                     "sizes (about 12 minutes). Floor: applying the same first crawl directly, measured by the "
                     "ingest benchmark of this run."),
     ]
@@ -456,14 +451,20 @@ def run_process(argv: list[str], name: str, timeout: float, env: dict) -> tuple[
     return code, "".join(chunks), list(tail)
 
 
+def module_exists(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
+
+
 def run_bench(bench: Bench, args: argparse.Namespace, entries: dict, progress: Progress) -> dict:
-    argv = [sys.executable, bench.script, *bench.args(args)]
+    argv = [sys.executable, "-m", bench.module, *bench.args(args)]
     entry = {"name": bench.name, "title": bench.title, "reference": bench.reference, "about": bench.about,
              "command": display_command(argv), "status": "failed", "error": None, "wall_seconds": None,
              "load_average": {"start": load_average(), "end": None}, "figures": [], "context": [], "notes": [],
              "output": None}
-    script = Path(bench.script) if Path(bench.script).is_absolute() else REPO / bench.script
-    missing = (f"{bench.script} does not exist: this benchmark is not built yet" if not script.exists()
+    missing = (f"{bench.module} does not exist: this benchmark is not built yet" if not module_exists(bench.module)
                else bench.precheck())
     if missing:
         entry["error"] = missing
@@ -554,7 +555,7 @@ INTRO = """\
 # Benchmarks
 
 Written by `bench/suite.py` from `bench/results.json` (do not edit by hand: run the suite, or
-`.venv/bin/python bench/suite.py --render bench/results.json` to rewrite this page from the data).
+`.venv/bin/python -m bench.suite --render bench/results.json` to rewrite this page from the data).
 
 Every figure is compared with a **floor** measured in the same run, on the same machine and
 services: the cheapest way to do the same work (a bare upsert, plain LPUSH/RPOP, the rate limit,
@@ -675,8 +676,8 @@ def render_markdown(results: dict) -> str:
     lines += ["## Reproduce", "",
               "```",
               "make bench                                  # every benchmark, default sizes (about 10-15 min)",
-              ".venv/bin/python bench/suite.py --only ingest,queue   # some of them (names as the headings above)",
-              ".venv/bin/python bench/suite.py --size tiny           # a smoke run in about a minute",
+              ".venv/bin/python -m bench.suite --only ingest,queue   # some of them (names as the headings above)",
+              ".venv/bin/python -m bench.suite --size tiny           # a smoke run in about a minute",
               "```", "",
               ("Each benchmark also runs alone with the command shown under its heading (without `--json` "
               "it prints a table). MariaDB on `--server-url` (default `mysql+pymysql://root@127.0.0.1:3306`, "
@@ -697,7 +698,7 @@ def write(path: Path, text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m bench.suite", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--size", choices=SIZES, default="default",
                         help="default: the sizes of `make bench`; tiny: a smoke run (figures meaningless)")
@@ -710,7 +711,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results JSON (default: bench/results.json)")
     parser.add_argument("--markdown", type=Path, default=DEFAULT_MARKDOWN,
                         help="the document (default: docs/benchmarks.md)")
-    parser.add_argument("--accuracy-script", default="bench/accuracy.py", help=argparse.SUPPRESS)
+    parser.add_argument("--accuracy-module", default="bench.accuracy", help=argparse.SUPPRESS)
     parser.add_argument("--keep-others", action="store_true",
                         help="benchmarks not run keep their entries from --results (marked with when they ran)")
     parser.add_argument("--render", type=Path, metavar="RESULTS_JSON",
@@ -760,7 +761,7 @@ def main(argv: list[str] | None = None) -> int:
             "started_at": started_at.strftime("%Y-%m-%d %H:%M:%S"),
             "finished_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
             "wall_seconds": round(time.monotonic() - progress.started, 1),
-            "command": display_command([sys.executable, "bench/suite.py", *(sys.argv[1:] if argv is None else argv)]),
+            "command": display_command([sys.executable, "-m", "bench.suite", *(sys.argv[1:] if argv is None else argv)]),
             "size": args.size,
             "ok": not failed,
             "failed": failed,

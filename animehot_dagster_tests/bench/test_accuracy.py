@@ -1,21 +1,17 @@
-"""The accuracy harness (bench/accuracy.py) on a tiny scenario: a day of hourly crawls of a
+"""The accuracy harness (bench.accuracy) on a tiny scenario: a day of hourly crawls of a
 quiet IP and of an IP far too hot for a one-page window, through the real crawler, simulator,
 cadence and ingest into MariaDB."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
 from animehot_dagster_tests.conftest import fresh_mysql_database
+from bench import accuracy as harness
 
 # Slow (the accuracy harness): left out of `make test-fast`.
 pytestmark = pytest.mark.slow
 
-HARNESS = Path(__file__).resolve().parents[2] / "bench" / "accuracy.py"
 WINDOW = 120  # one page per phase
 
 SCENARIO = """
@@ -41,10 +37,6 @@ market:
 
 
 def _run(tmp_path_factory, method: str) -> dict:
-    spec = importlib.util.spec_from_file_location("bench_accuracy", HARNESS)
-    harness = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = harness
-    spec.loader.exec_module(harness)
     path = tmp_path_factory.mktemp("accuracy") / "tiny.yaml"
     path.write_text(SCENARIO, encoding="utf-8")
     with fresh_mysql_database("animehot_accuracy") as url:

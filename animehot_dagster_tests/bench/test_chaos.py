@@ -1,4 +1,4 @@
-"""The chaos harness (bench/chaos.py, issue 17 #3).
+"""The chaos harness (bench.chaos, issue 17 #3).
 
 The slow test is a short run for real: the local system on a private mariadbd, a few faults of
 several kinds with a fixed seed, then the invariants: every crawl the node pushed applied exactly
@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import importlib.util
 import json
 import os
-import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,20 +30,9 @@ from animehot_dagster.settings import load_settings
 from animehot_dagster.storage.db import create_engine
 from animehot_dagster.storage.ingest import IngestConfig, apply
 from animehot_dagster_tests.conftest import REDIS_URL
+from bench import chaos
 
-REPO = Path(__file__).resolve().parents[2]
 SERVER_URL = os.environ.get("TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306")
-
-
-def load_chaos():
-    spec = importlib.util.spec_from_file_location("bench_chaos", REPO / "bench" / "chaos.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-chaos = load_chaos()
 
 
 def push(task_id: str, at: float, confirmed: bool = True, ip_id: int = 1) -> chaos.Push:

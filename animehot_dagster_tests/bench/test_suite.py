@@ -4,7 +4,6 @@ clearly without stopping the others; the markdown is written from results.json."
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -14,29 +13,24 @@ from pathlib import Path
 
 import pytest
 
+from bench import suite
+
 # Slow (the benchmark suite): left out of `make test-fast`.
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 SERVER_URL = os.environ.get("TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306")
-# The suite flushes this database (bench/api.py does): not the one the other tests share.
+# The suite flushes this database (bench.api does): not the one the other tests share.
 REDIS_URL = os.environ.get("BENCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
 RAN = ("ingest", "queue", "crawl-api", "api")
-
-
-def load_suite():
-    spec = importlib.util.spec_from_file_location("bench_suite", REPO / "bench" / "suite.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+MODULES = {"queue": "bench.reliable_queue"}
 
 
 def test_tiny_run_writes_every_figure_with_its_floor_and_ratio(tmp_path: Path) -> None:
     results_path, markdown_path = tmp_path / "results.json", tmp_path / "benchmarks.md"
     completed = subprocess.run(
-        [sys.executable, "bench/suite.py", "--size", "tiny", "--only", ",".join([*RAN, "accuracy"]),
-         "--accuracy-script", "bench/no_such_accuracy.py", "--server-url", SERVER_URL, "--redis-url", REDIS_URL,
+        [sys.executable, "-m", "bench.suite", "--size", "tiny", "--only", ",".join([*RAN, "accuracy"]),
+         "--accuracy-module", "bench.no_such_accuracy", "--server-url", SERVER_URL, "--redis-url", REDIS_URL,
          "--results", str(results_path), "--markdown", str(markdown_path)],
         cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
     )
@@ -64,8 +58,8 @@ def test_tiny_run_writes_every_figure_with_its_floor_and_ratio(tmp_path: Path) -
     for name in RAN:
         entry = entries[name]
         assert entry["status"] == "ok", (name, entry.get("error"), entry.get("stderr_tail"))
-        script = "bench/crawl.py" if name.startswith("crawl") else f"bench/{name}.py"
-        assert script in entry["command"] and "--json" in entry["command"]
+        module = MODULES.get(name, "bench.crawl" if name.startswith("crawl") else f"bench.{name}")
+        assert f" -m {module} " in entry["command"] and "--json" in entry["command"]
         assert entry["wall_seconds"] > 0 and len(entry["load_average"]["start"]) == 3
         assert entry["output"], name  # the benchmark's own JSON, kept whole
         assert entry["figures"], name
@@ -84,7 +78,6 @@ def test_tiny_run_writes_every_figure_with_its_floor_and_ratio(tmp_path: Path) -
     assert (queue["figure"], queue["floor"]) == (run["reliable_per_second"], run["floor_per_second"])
 
     # The markdown is written from results.json alone: rendering the data again gives the file.
-    suite = load_suite()
     markdown = markdown_path.read_text()
     assert markdown == suite.render_markdown(results)
     for name, entry in entries.items():
@@ -93,6 +86,6 @@ def test_tiny_run_writes_every_figure_with_its_floor_and_ratio(tmp_path: Path) -
             line = suite.figure_row(figure, entry["reference"])
             assert line in markdown
             assert suite.fmt_ratio(figure["figure"] / figure["floor"]) in line
-    assert "**FAILED**: bench/no_such_accuracy.py does not exist" in markdown
+    assert "**FAILED**: bench.no_such_accuracy does not exist" in markdown
     for key in ("cpu_model", "kernel", "python", "mariadb", "redis"):
         assert str(machine[key]) in markdown

@@ -1,4 +1,4 @@
-"""bench/suite.py --keep-others: one benchmark run again, the others' entries kept from the results
+"""bench.suite --keep-others: one benchmark run again, the others' entries kept from the results
 file with the time of the run that measured them (how docs/benchmarks.md gets one benchmark's new
 figures without running the whole suite). Quick: the one benchmark run is a missing script."""
 
@@ -8,7 +8,8 @@ import json
 import shutil
 from pathlib import Path
 
-from animehot_dagster_tests.bench.test_suite import REDIS_URL, REPO, SERVER_URL, load_suite
+from animehot_dagster_tests.bench.test_suite import REDIS_URL, REPO, SERVER_URL
+from bench import suite
 
 
 def test_keep_others_keeps_the_entries_not_run_and_marks_when_they_ran(tmp_path: Path) -> None:
@@ -16,9 +17,8 @@ def test_keep_others_keeps_the_entries_not_run_and_marks_when_they_ran(tmp_path:
     shutil.copy(REPO / "bench" / "results.json", results_path)
     before = json.loads(results_path.read_text())
     earlier = {e["name"]: e for e in before["benchmarks"]}
-    suite = load_suite()
 
-    code = suite.main(["--only", "accuracy", "--accuracy-script", "bench/no_such_accuracy.py", "--keep-others",
+    code = suite.main(["--only", "accuracy", "--accuracy-module", "bench.no_such_accuracy", "--keep-others",
                        "--server-url", SERVER_URL, "--redis-url", REDIS_URL,
                        "--results", str(results_path), "--markdown", str(markdown_path)])
     assert code == 1  # the one benchmark run failed (no script)
@@ -38,7 +38,7 @@ def test_keep_others_keeps_the_entries_not_run_and_marks_when_they_ran(tmp_path:
     assert "is this run's machine): " + ", ".join(kept) in markdown
 
     # Without the flag, what was not run is recorded as skipped, as before.
-    suite.main(["--only", "accuracy", "--accuracy-script", "bench/no_such_accuracy.py", "--server-url", SERVER_URL,
+    suite.main(["--only", "accuracy", "--accuracy-module", "bench.no_such_accuracy", "--server-url", SERVER_URL,
                 "--redis-url", REDIS_URL, "--results", str(results_path), "--markdown", str(markdown_path)])
     again = {e["name"]: e["status"] for e in json.loads(results_path.read_text())["benchmarks"]}
     assert {name: status for name, status in again.items() if name != "accuracy"} == dict.fromkeys(kept, "skipped")
