@@ -164,6 +164,14 @@ def redis_client() -> Iterator[redis.Redis]:
     client.close()
 
 
+@pytest.fixture
+def queue_redis(redis_client: redis.Redis) -> Iterator[redis.Redis]:
+    """A bytes client (what the queues require) on the test database ``redis_client`` flushes."""
+    client = redis.Redis.from_url(REDIS_URL)
+    yield client
+    client.close()
+
+
 @pytest.fixture(scope="module")
 def private_mariadb() -> Iterator[PrivateMariaDB]:
     """A mariadbd of the module's own, for tests that stop or hang their database."""

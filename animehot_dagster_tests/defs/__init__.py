@@ -1,32 +1,28 @@
-"""Shared pieces of the Dagster tests: the code location loaded against the test MySQL database
-and the test Redis database, a real (temporary, persistent) Dagster instance, and helpers that
-evaluate sensors and read runs the way the daemon and the UI would.
+"""Shared pieces of the Dagster tests: the test services' environment, helpers that evaluate
+sensors and read runs the way the daemon and the UI would, and the time and data helpers.
 
-The definitions read their resources from the environment (``settings``), exactly as the code
-server does; the ``dagster_env`` fixture points that environment at the test services.
+The fixtures (the code location loaded against the test services, a real Dagster instance, the
+hour every ``past_hour`` counts from) are in ``conftest.py`` next to this module.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
-import pytest
 import redis
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from animehot_dagster.defs.partitions import crawl_partition_key
-from animehot_dagster.defs.resources import build_resources
 from animehot_dagster.domain.messages import CrawlResponse
 from animehot_dagster.domain.timebuckets import JST, hour_bucket
 from animehot_dagster.queue.reliable import ResultQueue
-from animehot_dagster.settings import Settings, load_settings
 from animehot_dagster_tests.conftest import REDIS_URL
 from animehot_dagster_tests.factories import on_sale, response, sold
-from animehot_dagster_tests.queue import queue_redis  # noqa: F401 - fixture re-exported to the test modules
 
 IP_PARTITIONS = "ip"
 CRAWL_CHAIN = ("mercari_crawl", "hourly_liquidity", "liquidity_alerts")
@@ -41,48 +37,21 @@ TEST_ENV = {
 }
 
 
-@pytest.fixture
-def dagster_env(monkeypatch: pytest.MonkeyPatch, mysql_url: str, queue_redis: redis.Redis) -> Settings:
-    """The process environment of a code server pointed at the test MySQL database and Redis db."""
-    monkeypatch.setenv("DATABASE_URL", mysql_url)
-    for name, value in TEST_ENV.items():
-        monkeypatch.setenv(name, value)
-    return load_settings()
-
-
-@pytest.fixture
-def definitions(dagster_env: Settings) -> dg.Definitions:
-    """The code location as `dagster dev` / the gRPC server loads it."""
-    from animehot_dagster.definitions import defs
-
-    return defs()
-
-
-@pytest.fixture
-def resources(dagster_env: Settings) -> dict[str, dg.ConfigurableResource]:
-    return build_resources(dagster_env)
-
-
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    """A real, persistent (temporary directory) Dagster instance: runs, events, dynamic partitions."""
-    with dg.instance_for_test() as instance:
-        yield instance
-
-
 # -- time ---------------------------------------------------------------------------------------
 
 
 _ANCHOR: dict[str, datetime] = {}
 
 
-@pytest.fixture(autouse=True)
-def hour_anchor() -> Iterator[datetime]:
-    """The current hour, fixed when the test starts: every ``past_hour`` of one test counts from
-    it, so that a test running across the turn of an hour stays consistent."""
+@contextlib.contextmanager
+def anchored_hour() -> Iterator[datetime]:
+    """The current hour, fixed while the block runs: every ``past_hour`` inside counts from it, so
+    that a test running across the turn of an hour stays consistent."""
     _ANCHOR["hour"] = hour_bucket(datetime.now(UTC))
-    yield _ANCHOR["hour"]
-    _ANCHOR.clear()
+    try:
+        yield _ANCHOR["hour"]
+    finally:
+        _ANCHOR.clear()
 
 
 def past_hour(hours_ago: int, minute: int = 5) -> datetime:

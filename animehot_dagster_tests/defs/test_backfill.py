@@ -16,19 +16,14 @@ from animehot_dagster.storage.schema import (
     ip_stats_hourly,
     ip_stats_weekly,
 )
-from animehot_dagster_tests.defs import (  # noqa: F401 - fixtures
+from animehot_dagster_tests.defs import (
     add_ip_partitions,
     check_results,
-    dagster_env,
-    definitions,
-    hour_anchor,
-    instance,
     last_complete_week_monday,
     market_crawls,
     materializations,
     partition_key,
     push,
-    queue_redis,
     table_rows,
 )
 from animehot_dagster_tests.factories import make_ips

@@ -26,14 +26,7 @@ from animehot_dagster.domain.alerts import AlertThresholds
 from animehot_dagster.domain.timebuckets import JST
 from animehot_dagster.settings import load_settings
 from animehot_dagster_tests.conftest import REDIS_URL
-from animehot_dagster_tests.defs import (  # noqa: F401 - fixtures
-    current_hour,
-    dagster_env,
-    definitions,
-    hour_anchor,
-    instance,
-    queue_redis,
-)
+from animehot_dagster_tests.defs import current_hour
 
 REPO = Path(__file__).resolve().parents[2]
 

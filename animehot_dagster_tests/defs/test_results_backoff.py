@@ -24,15 +24,12 @@ from animehot_dagster.queue import keys
 from animehot_dagster.settings import load_settings
 from animehot_dagster.storage import open_engine
 from animehot_dagster_tests.api.contract_check import ContractClient
-from animehot_dagster_tests.defs import (  # noqa: F401 - fixtures
+from animehot_dagster_tests.defs import (
     TEST_ENV,
     add_ip_partitions,
-    hour_anchor,
-    instance,
     partition_key,
     past_hour,
     push,
-    queue_redis,
     tick,
 )
 from animehot_dagster_tests.factories import make_ips, on_sale, response

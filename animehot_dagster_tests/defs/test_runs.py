@@ -32,23 +32,17 @@ from animehot_dagster.storage.schema import (
     ip_stats_hourly,
 )
 from animehot_dagster_tests.conftest import REDIS_URL
-from animehot_dagster_tests.defs import (  # noqa: F401 - fixtures
+from animehot_dagster_tests.defs import (
     CRAWL_CHAIN,
     add_ip_partitions,
     check_results,
     current_hour,
-    dagster_env,
-    definitions,
-    hour_anchor,
-    instance,
     market_crawls,
     materializations,
     materialized_partitions,
     partition_key,
     past_hour,
     push,
-    queue_redis,
-    resources,
     step_failure_messages,
     tick,
 )

@@ -20,19 +20,13 @@ from animehot_dagster.queue import janitor, keys
 from animehot_dagster.queue.reliable import ResultQueue, TaskQueue
 from animehot_dagster.queue.schedule import ScheduleStore
 from animehot_dagster.storage.schema import ip_metadata
-from animehot_dagster_tests.defs import (  # noqa: F401 - fixtures
+from animehot_dagster_tests.defs import (
     add_ip_partitions,
     apply_partition_requests,
     current_hour,
-    dagster_env,
-    definitions,
-    hour_anchor,
-    instance,
     partition_key,
     past_hour,
     push,
-    queue_redis,
-    resources,
     tick,
 )
 from animehot_dagster_tests.factories import make_ips, on_sale, response

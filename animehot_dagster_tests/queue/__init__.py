@@ -1,16 +1,15 @@
-"""Shared helpers of the queue tests: a bytes Redis client on the test database, a fake clock."""
+"""Shared helpers of the queue tests: a fake clock, a crawl request, readers of Redis lists.
+
+The bytes Redis client the queues take (``queue_redis``) is a fixture of the top-level conftest."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
 
-import pytest
 import redis
 
 from animehot_dagster.domain.messages import CrawlRequest
-from animehot_dagster_tests.conftest import REDIS_URL
 from animehot_dagster_tests.factories import T0
 
 
@@ -27,14 +26,6 @@ class FakeClock:
         self.now += seconds
 
     sleep = advance
-
-
-@pytest.fixture
-def queue_redis(redis_client: redis.Redis) -> Iterator[redis.Redis]:
-    """A bytes client (what the queues require) on the test database ``redis_client`` flushes."""
-    client = redis.Redis.from_url(REDIS_URL)
-    yield client
-    client.close()
 
 
 def request(ip_id: int, task_id: str | None = None, retry_count: int = 0) -> CrawlRequest:

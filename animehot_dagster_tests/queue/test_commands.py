@@ -18,7 +18,7 @@ from animehot_dagster.queue.schedule import ScheduleStore
 from animehot_dagster.settings import Settings
 from animehot_dagster_tests.conftest import REDIS_URL
 from animehot_dagster_tests.factories import T0, make_ips, on_sale, response
-from animehot_dagster_tests.queue import FakeClock, lrange, queue_redis, request  # noqa: F401 - fixture
+from animehot_dagster_tests.queue import FakeClock, lrange, request
 
 
 @click.group()

@@ -12,7 +12,7 @@ from animehot_dagster.queue.dispatcher import DispatchConfig, dispatch
 from animehot_dagster.queue.reliable import TaskQueue
 from animehot_dagster.queue.schedule import ScheduleStore
 from animehot_dagster_tests.factories import make_ips
-from animehot_dagster_tests.queue import FakeClock, json_list, queue_redis, request  # noqa: F401 - fixture
+from animehot_dagster_tests.queue import FakeClock, json_list, request
 from animehot_dagster_tests.queue.test_schedule import set_ip
 
 LEASE = 7200

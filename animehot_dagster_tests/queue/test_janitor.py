@@ -12,7 +12,7 @@ from animehot_dagster.queue import janitor, keys
 from animehot_dagster.queue.reliable import MAX_RETRIES, ResultQueue, TaskQueue
 from animehot_dagster_tests.conftest import REDIS_URL
 from animehot_dagster_tests.factories import T0, on_sale, response
-from animehot_dagster_tests.queue import FakeClock, json_list, lrange, queue_redis, request  # noqa: F401 - fixture
+from animehot_dagster_tests.queue import FakeClock, json_list, lrange, request
 
 TIMEOUT = 600
 

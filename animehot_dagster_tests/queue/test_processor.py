@@ -19,7 +19,7 @@ from animehot_dagster.storage.db import create_engine
 from animehot_dagster.storage.ingest import IngestConfig, apply
 from animehot_dagster.storage.schema import crawl_log, ip_stats_hourly
 from animehot_dagster_tests.factories import T0, make_ips, on_sale, response, sold
-from animehot_dagster_tests.queue import FakeClock, json_list, queue_redis  # noqa: F401 - fixture
+from animehot_dagster_tests.queue import FakeClock, json_list
 from animehot_dagster_tests.queue.test_reliable import ORIGINAL_RESULT
 from animehot_dagster_tests.queue.test_schedule import set_ip
 

@@ -13,7 +13,7 @@ from animehot_dagster.queue import keys
 from animehot_dagster.queue.reliable import ResultQueue, TaskQueue
 from animehot_dagster_tests.conftest import REDIS_URL
 from animehot_dagster_tests.factories import T0, on_sale, response
-from animehot_dagster_tests.queue import FakeClock, lrange, queue_redis, request  # noqa: F401 - fixture
+from animehot_dagster_tests.queue import FakeClock, lrange, request
 
 # A task and a result exactly as a crawler node of the original system writes them: 64-bit
 # integers as strings, zero values (retryCount, an item's on-sale status) omitted.

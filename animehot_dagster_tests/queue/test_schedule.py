@@ -11,7 +11,7 @@ from animehot_dagster.queue import keys
 from animehot_dagster.queue.schedule import ScheduleStore
 from animehot_dagster.storage.schema import ip_metadata
 from animehot_dagster_tests.factories import T0, make_ips
-from animehot_dagster_tests.queue import FakeClock, queue_redis  # noqa: F401 - fixture
+from animehot_dagster_tests.queue import FakeClock
 
 
 def set_ip(engine: sa.Engine, ip_id: int, **values) -> None:
