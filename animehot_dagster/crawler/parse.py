@@ -17,10 +17,10 @@ from urllib.parse import urljoin
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from animehot_dagster.domain.messages import MAX_UNIX_SECONDS, Item, ItemStatus
+from animehot_dagster.domain.pages import PAGE_SIZE as PAGE_SIZE  # the crawl modes size their pages by it
 from animehot_dagster.domain.scores import NO_PRICE
 
 MERCARI_WEB_URL = "https://jp.mercari.com"
-PAGE_SIZE = 120  # items per search page, in both the web page and the API
 
 # --- the web page (SPEC §3) ---------------------------------------------------------------
 CELL_SELECTOR = '[data-testid="item-cell"]'

@@ -30,6 +30,7 @@ from animehot_dagster.defs.partitions import (
 )
 from animehot_dagster.defs.resources import AnalyzerResource, ClockResource, DatabaseResource, QueueResource, now
 from animehot_dagster.domain.messages import CrawlRequest
+from animehot_dagster.domain.pages import stopped_short
 from animehot_dagster.domain.timebuckets import from_unix, hour_bucket, rfc3339_jst
 from animehot_dagster.queue.dispatcher import dispatch
 from animehot_dagster.queue.processor import ProcessReport
@@ -216,6 +217,27 @@ def mercari_crawl(
         _record_revised_hours(context, report.applied, skip=crawl_partition_key(ip_id, hour))
         metadata = _crawl_metadata(database.engine(), ip_id, hour, report, time.perf_counter() - started)
     return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset_check(
+    asset=mercari_crawl,
+    partitions_def=crawl_partitions,
+    description="Each crawl of the hour read the pages it was asked for, unless the results ran out.",
+)
+def crawl_pages_complete(
+    context: dg.AssetCheckExecutionContext, database: DatabaseResource, analyzer: AnalyzerResource
+) -> dg.AssetCheckResult:
+    ip_id, hour = parse_crawl_partition(context.partition_key)
+    policy = analyzer.cadence()
+    asked = policy.pages_on_sale + policy.pages_sold
+    with database.engine().connect() as connection:
+        crawls = crawls_in_hour(connection, ip_id, hour)
+    short = [c.task_id for c in crawls if stopped_short(bool(c.error_message), c.pages_crawled, asked, c.total_found)]
+    return dg.AssetCheckResult(
+        passed=not short,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"crawls": len(crawls), "pages_asked": asked, "short_crawls": len(short)},
+    )
 
 
 # The assets whose (ip, hour) partitions a result can revise beyond its own crawl hour.

@@ -10,7 +10,7 @@ from animehot_dagster.domain.alerts import evaluate
 from animehot_dagster.domain.scores import hot_score, liquidity_index
 from animehot_dagster.domain.timebuckets import rfc3339_jst
 from animehot_dagster.storage.alerts import stored_alert_types, write_alerts
-from animehot_dagster.storage.stats import crawls_in_hour, hour_figures, recompute_hour, stored_hour
+from animehot_dagster.storage.stats import hour_figures, recompute_hour, stored_hour
 
 
 def _figures_metadata(figures) -> dict:
@@ -76,31 +76,6 @@ def liquidity_alerts(
                 [{"alert_type": a.alert_type.value, "severity": a.severity.value, "message": a.message} for a in alerts],
             ),
         }
-    )
-
-
-@dg.asset_check(
-    asset="mercari_crawl",
-    partitions_def=crawl_partitions,
-    description="Each crawl of the hour read the pages it was asked for, unless the results ran out.",
-)
-def crawl_pages_complete(
-    context: dg.AssetCheckExecutionContext, database: DatabaseResource, analyzer: AnalyzerResource
-) -> dg.AssetCheckResult:
-    ip_id, hour = parse_crawl_partition(context.partition_key)
-    policy = analyzer.cadence()
-    asked = policy.pages_on_sale + policy.pages_sold
-    with database.engine().connect() as connection:
-        crawls = crawls_in_hour(connection, ip_id, hour)
-    # Fewer pages than asked is normal when the search has fewer results than they would hold.
-    short = [
-        c.task_id for c in crawls
-        if not c.error_message and c.pages_crawled < asked and c.total_found > c.pages_crawled * 120
-    ]
-    return dg.AssetCheckResult(
-        passed=not short,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={"crawls": len(crawls), "pages_asked": asked, "short_crawls": len(short)},
     )
 
 
