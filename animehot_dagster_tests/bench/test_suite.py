@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import suite
+from bench.suite import render
 
 # Slow (the benchmark suite): left out of `make test-fast`.
 pytestmark = pytest.mark.slow
@@ -79,13 +79,13 @@ def test_tiny_run_writes_every_figure_with_its_floor_and_ratio(tmp_path: Path) -
 
     # The markdown is written from results.json alone: rendering the data again gives the file.
     markdown = markdown_path.read_text()
-    assert markdown == suite.render_markdown(results)
+    assert markdown == render.render_markdown(results)
     for name, entry in entries.items():
         assert f"\n## {name}\n" in markdown
         for figure in entry["figures"]:
-            line = suite.figure_row(figure, entry["reference"])
+            line = render.figure_row(figure, entry["reference"])
             assert line in markdown
-            assert suite.fmt_ratio(figure["figure"] / figure["floor"]) in line
+            assert render.fmt_ratio(figure["figure"] / figure["floor"]) in line
     assert "**FAILED**: bench.no_such_accuracy does not exist" in markdown
     for key in ("cpu_model", "kernel", "python", "mariadb", "redis"):
         assert str(machine[key]) in markdown

@@ -1,6 +1,6 @@
 """bench.suite --keep-others: one benchmark run again, the others' entries kept from the results
 file with the time of the run that measured them (how docs/benchmarks.md gets one benchmark's new
-figures without running the whole suite). Quick: the one benchmark run is a missing script."""
+figures without running the whole suite). Quick: the one benchmark run is a missing module."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 from animehot_dagster_tests.bench.test_suite import REDIS_URL, REPO, SERVER_URL
-from bench import suite
+from bench.suite import cli, render
 
 
 def test_keep_others_keeps_the_entries_not_run_and_marks_when_they_ran(tmp_path: Path) -> None:
@@ -18,7 +18,7 @@ def test_keep_others_keeps_the_entries_not_run_and_marks_when_they_ran(tmp_path:
     before = json.loads(results_path.read_text())
     earlier = {e["name"]: e for e in before["benchmarks"]}
 
-    code = suite.main(["--only", "accuracy", "--accuracy-module", "bench.no_such_accuracy", "--keep-others",
+    code = cli.main(["--only", "accuracy", "--accuracy-module", "bench.no_such_accuracy", "--keep-others",
                        "--server-url", SERVER_URL, "--redis-url", REDIS_URL,
                        "--results", str(results_path), "--markdown", str(markdown_path)])
     assert code == 1  # the one benchmark run failed (no script)
@@ -33,12 +33,12 @@ def test_keep_others_keeps_the_entries_not_run_and_marks_when_they_ran(tmp_path:
         assert entries[name]["figures"] == earlier[name]["figures"], name
         assert entries[name]["measured_at"] == earlier[name].get("measured_at", before["suite"]["started_at"])
     markdown = markdown_path.read_text()
-    assert markdown == suite.render_markdown(after)
+    assert markdown == render.render_markdown(after)
     assert f"; measured {entries[kept[0]]['measured_at']} UTC" in markdown
     assert "is this run's machine): " + ", ".join(kept) in markdown
 
     # Without the flag, what was not run is recorded as skipped, as before.
-    suite.main(["--only", "accuracy", "--accuracy-module", "bench.no_such_accuracy", "--server-url", SERVER_URL,
+    cli.main(["--only", "accuracy", "--accuracy-module", "bench.no_such_accuracy", "--server-url", SERVER_URL,
                 "--redis-url", REDIS_URL, "--results", str(results_path), "--markdown", str(markdown_path)])
     again = {e["name"]: e["status"] for e in json.loads(results_path.read_text())["benchmarks"]}
     assert {name: status for name, status in again.items() if name != "accuracy"} == dict.fromkeys(kept, "skipped")
