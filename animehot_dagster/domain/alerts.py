@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Iterable
 from decimal import Decimal
 
 
@@ -73,3 +74,11 @@ def evaluate(
             )
         )
     return alerts
+
+
+def missing_alerts(raised: Iterable[Alert], stored_types: Iterable[str]) -> list[str]:
+    """The types of the ``raised`` alerts that are not stored, sorted. An alert raised by an
+    earlier crawl of the hour stays even if later crawls calmed the figures (SPEC §7: one alert
+    per (ip, hour, type), never withdrawn), so a stored alert the figures no longer raise is no
+    fault: only a missing one is."""
+    return sorted({alert.alert_type.value for alert in raised} - set(stored_types))

@@ -7,6 +7,7 @@ import math
 import statistics
 from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Protocol
 
 # Mercari writes 9,999,999 yen for items without a real price.
 NO_PRICE = 9_999_999
@@ -24,6 +25,34 @@ def liquidity_index(inflow: int, outflow: int) -> Decimal | None:
 def hot_score(inflow: int, outflow: int) -> float:
     """H = (outflow + 1) / (inflow + 1) × ln(outflow + 1)."""
     return (outflow + 1) / (inflow + 1) * math.log(outflow + 1)
+
+
+class HourCounts(Protocol):
+    inflow: int
+    outflow: int
+    crawl_count: int
+
+
+class StoredHour(HourCounts, Protocol):
+    active_count: int
+    liquidity_index: Decimal | None
+
+
+def hour_row_problems(row: StoredHour | None, facts: HourCounts | None) -> list[str]:
+    """What is wrong with an hour's stored row, given the figures its facts give now (None when
+    the hour observed nothing); empty when nothing is. A row is only as good as its facts: a
+    missing row is right only for an hour with none, and a stored row must be what recomputing
+    it would write, with no negative count."""
+    if row is None:
+        return [] if facts is None else ["row missing"]
+    problems = []
+    if row.inflow < 0 or row.outflow < 0 or row.active_count < 0:
+        problems.append("negative count")
+    if row.liquidity_index != liquidity_index(row.inflow, row.outflow):
+        problems.append(f"liquidity index {row.liquidity_index} is not {row.outflow}/{row.inflow}")
+    if facts is None or (row.inflow, row.outflow, row.crawl_count) != (facts.inflow, facts.outflow, facts.crawl_count):
+        problems.append("row differs from its facts")
+    return problems
 
 
 @dataclasses.dataclass(frozen=True)

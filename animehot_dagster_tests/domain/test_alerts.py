@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from animehot_dagster.domain.alerts import AlertThresholds, AlertType, Severity, evaluate
+from animehot_dagster.domain.alerts import AlertThresholds, AlertType, Severity, evaluate, missing_alerts
 from animehot_dagster.domain.scores import liquidity_index
 
 DEFAULTS = AlertThresholds()
@@ -84,3 +84,20 @@ def test_custom_thresholds():
 
 def test_zero_high_outflow_threshold_alerts_on_every_hour():
     assert kinds(evaluate(3, 0, Decimal("0.0000"), AlertThresholds(high_outflow=0, low_liquidity=0, high_liquidity=5))) == {AlertType.HIGH_OUTFLOW}
+
+
+# ------------------------------------------------------------------------------ stored alerts
+
+
+def test_an_alert_the_figures_raise_but_not_stored_is_missing():
+    raised = evaluate(10, 60, liquidity_index(10, 60), DEFAULTS)  # high outflow and a surge
+    assert missing_alerts(raised, ["surge"]) == ["high_outflow"]
+    assert missing_alerts(raised, []) == ["high_outflow", "surge"]
+
+
+def test_an_alert_is_never_withdrawn_so_one_the_figures_no_longer_raise_is_no_fault():
+    # An earlier crawl of the hour raised a surge; later crawls calmed the figures.
+    calm = evaluate(100, 40, liquidity_index(100, 40), DEFAULTS)
+    assert calm == []
+    assert missing_alerts(calm, ["surge", "high_outflow"]) == []
+    assert missing_alerts(evaluate(10, 60, liquidity_index(10, 60), DEFAULTS), ["surge", "high_outflow"]) == []

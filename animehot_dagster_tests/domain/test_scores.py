@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from decimal import Decimal
@@ -10,7 +11,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from animehot_dagster.domain.scores import NO_PRICE, PricedItem, hot_score, liquidity_index, price_stats
+from animehot_dagster.domain.scores import (
+    NO_PRICE,
+    PricedItem,
+    hot_score,
+    hour_row_problems,
+    liquidity_index,
+    price_stats,
+)
 
 # ------------------------------------------------------------------------------ liquidity
 
@@ -152,3 +160,41 @@ def test_price_stats_against_exact_arithmetic(prices):
     assert abs(stats.avg - exact_mean) <= Decimal("0.005")
     assert abs(stats.median - exact_median) <= Decimal("0.005")
     assert abs(stats.stddev - variance.sqrt()) <= Decimal("0.006")
+
+
+# ------------------------------------------------------------------------------ a stored hour against its facts
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    inflow: int = 40
+    outflow: int = 10
+    crawl_count: int = 2
+    active_count: int = 300
+    liquidity_index: Decimal | None = Decimal("0.2500")
+
+
+FACTS = Row()
+
+
+def test_a_row_equal_to_its_facts_is_consistent():
+    assert hour_row_problems(Row(), FACTS) == []
+    assert hour_row_problems(Row(inflow=0, outflow=3, liquidity_index=None), Row(inflow=0, outflow=3)) == []
+    assert hour_row_problems(None, None) == []  # nothing observed, nothing stored
+
+
+@pytest.mark.parametrize(
+    "row, facts, problems",
+    [
+        (Row(active_count=-1), FACTS, ["negative count"]),
+        (Row(liquidity_index=Decimal("0.3000")), FACTS, ["liquidity index 0.3000 is not 10/40"]),
+        (Row(inflow=0, outflow=0, liquidity_index=Decimal(0)), Row(inflow=0, outflow=0),
+         ["liquidity index 0 is not 0/0"]),  # NULL at inflow 0, never 0
+        (Row(crawl_count=3), FACTS, ["row differs from its facts"]),
+        (Row(), None, ["row differs from its facts"]),  # a row with no crawl behind it
+        (None, FACTS, ["row missing"]),
+        (Row(outflow=-10, liquidity_index=Decimal("-0.2500")), FACTS, ["negative count", "row differs from its facts"]),
+    ],
+)
+def test_a_row_that_recomputing_would_not_write_is_inconsistent(row, facts, problems):
+    assert hour_row_problems(row, facts) == problems
