@@ -10,20 +10,23 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
+import sqlalchemy as sa
 from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
 from animehot_dagster.defs import crawl as crawl_defs
 from animehot_dagster.defs.partitions import HOUR_DIMENSION, IP_DIMENSION
 from animehot_dagster.defs.resources import AnalyzerResource, ClockResource
 from animehot_dagster.domain.messages import encode_response
+from animehot_dagster.domain.timebuckets import from_unix
 from animehot_dagster.queue import janitor, keys
 from animehot_dagster.queue.reliable import ResultQueue, TaskQueue
 from animehot_dagster.queue.schedule import ScheduleStore
-from animehot_dagster.storage.schema import ip_metadata
+from animehot_dagster.storage.schema import crawl_log, ip_metadata
 from animehot_dagster_tests.defs import (
     add_ip_partitions,
     apply_partition_requests,
     current_hour,
+    materialized_partitions,
     partition_key,
     past_hour,
     push,
@@ -378,20 +381,32 @@ def _before_the_window_result(engine, instance):
     return ip, response(ip, datetime.now(UTC) - timedelta(days=20), [on_sale("m1")], task_id="t-old")
 
 
-@pytest.mark.parametrize("make_result", [_current_hour_result, _removed_ip_result, _before_the_window_result],
-                         ids=["current_hour", "ip_partition_removed", "before_window"])
+@pytest.mark.parametrize(
+    ("make_result", "has_partition"),
+    [(_current_hour_result, True), (_removed_ip_result, False), (_before_the_window_result, False)],
+    ids=["current_hour", "ip_partition_removed", "before_window"],
+)
 def test_results_sensor_tick_survives_a_result_without_a_partition(
-    definitions, instance, resources, mysql_engine, queue_redis, make_result
+    definitions, instance, resources, mysql_engine, queue_redis, make_result, has_partition
 ):
     other = make_ips(mysql_engine, NAMES[1])[0]
     add_ip_partitions(instance, [other])
-    _ip, odd = make_result(mysql_engine, instance)
+    ip, odd = make_result(mysql_engine, instance)
     push(queue_redis, odd, response(other, past_hour(2), [on_sale("m9")], task_id="t-other"))
 
-    data = tick(definitions, "crawl_results_sensor", instance, resources)  # raises today
-    # Every result is routed to some run: the other IP's to its partition.
-    assert any(r.run_config.get("ops", {}).get("mercari_crawl", {}).get("config", {}).get("task_ids") == ["t-other"]
-               or r.job_name == "ingest_results_job" for r in data.run_requests)
+    data = tick(definitions, "crawl_results_sensor", instance, resources)  # does not raise
+    for request in data.run_requests:
+        _launch_as_daemon(definitions, instance, request)
+    # The runs it asked for ingest every result, the odd one too: none is left waiting, ...
+    with mysql_engine.connect() as connection:
+        logged = set(connection.execute(sa.select(crawl_log.c.task_id)).scalars())
+    assert logged == {odd.task_id, "t-other"}
+    assert queue_redis.llen(keys.RESULTS) == 0 and queue_redis.llen(keys.RESULTS_PROCESSING) == 0
+    # ... the other IP's hour is materialized, and the odd result's only where its partition exists.
+    shown = {partition_key(other, past_hour(2))} | (
+        {partition_key(ip, from_unix(odd.crawled_at))} if has_partition else set()
+    )
+    assert materialized_partitions(instance, "mercari_crawl") == shown
 
 
 # -- a fake clock --------------------------------------------------------------------------------
