@@ -48,6 +48,8 @@ import httpx
 import redis
 import sqlalchemy as sa
 
+from animehot_dagster.queue import keys
+
 DEFAULT_SERVER_URL = "mysql+pymysql://root@127.0.0.1:3306"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/7"
 NOW = datetime(2026, 12, 2, 3, 10, tzinfo=UTC)  # 12:10 JST
@@ -304,9 +306,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"p99 {figures[key]['p99_ms']} ms")
 
             measure("leaderboard_cached", board)
-            measure("leaderboard_floor", "/floor/animetop:leaderboard:hot:3")
+            measure("leaderboard_floor", f"/floor/{keys.leaderboard_key('hot', 3)}")
             measure("liquidity_cached", "/api/v1/ips/{}/liquidity", ids)
-            measure("liquidity_floor", "/floor/animetop:ip:{}:liquidity", ids)
+            measure("liquidity_floor", f"/floor/{keys.liquidity_key('{}')}", ids)  # {}: wrk's id placeholder
             measure("health", "/health")
             measure("health_floor", "/bare")
         finally:
@@ -320,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         for hours in (23, 1):
             figures[f"leaderboard_uncached_{hours}h"] = asyncio.run(uncached(
                 base, f"/api/v1/leaderboard?type=hot&hours={hours}&limit=100",
-                f"animetop:leaderboard:hot:{hours}", client, args.uncached_requests))
+                keys.leaderboard_key("hot", hours), client, args.uncached_requests))
     finally:
         if process is not None:
             process.terminate()

@@ -42,6 +42,7 @@ from animehot_dagster.crawler.metrics import CrawlerMetrics
 from animehot_dagster.crawler.ratelimit import RedisRateLimiter
 from animehot_dagster.crawler.resilience import Mode
 from animehot_dagster.domain.messages import CrawlRequest
+from animehot_dagster.queue import keys
 from animehot_dagster.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[1]  # where ``-m bench.crawl`` finds the package
@@ -152,7 +153,7 @@ class Measurement:
 async def measure_mode(args: argparse.Namespace, simulator_url: str) -> Measurement:
     settings = load_settings(os.environ | {"MERCARI_WEB_URL": simulator_url, "MERCARI_API_URL": simulator_url})
     client = aioredis.Redis.from_url(args.redis_url or settings.redis_url)
-    bucket = f"animetop:crawler:rate_limit:bench-{uuid.uuid4().hex}"
+    bucket = f"{keys.RATE_LIMIT}:bench-{uuid.uuid4().hex}"
     crawler = Crawler(
         CrawlerConfig.from_settings(settings, pinned_mode=Mode(args.child)),
         RedisRateLimiter(client, args.rate, args.burst, key=bucket),
