@@ -5,33 +5,18 @@ import json
 from datetime import timedelta
 
 import dagster as dg
-import sqlalchemy as sa
 
 from animehot_dagster.defs.metadata import preview_table
 from animehot_dagster.defs.partitions import ip_partitions
 from animehot_dagster.defs.resources import AnalyzerResource, ClockResource, DatabaseResource, QueueResource
+from animehot_dagster.domain.cadence import FRESHNESS_SLACK
 from animehot_dagster.domain.timebuckets import rfc3339_jst
-from animehot_dagster.storage.ip_queries import active_ips
-from animehot_dagster.storage.schema import ip_metadata
-
-# How late past its interval an active IP may be before the freshness check fails: a crawl
-# waits for its slot, the queue and the processor.
-FRESHNESS_SLACK = timedelta(minutes=30)
+from animehot_dagster.storage.ip_queries import active_ips, every_ip
 
 
 @dg.asset(group_name="catalog", kinds={"mysql"}, description="The tracked IPs (ip_metadata) by status.")
 def ip_catalog(database: DatabaseResource) -> dg.MaterializeResult:
-    with database.engine().connect() as connection:
-        rows = connection.execute(
-            sa.select(
-                ip_metadata.c.id,
-                ip_metadata.c.name,
-                ip_metadata.c.category,
-                ip_metadata.c.weight,
-                ip_metadata.c.status,
-                ip_metadata.c.last_crawled_at,
-            ).order_by(ip_metadata.c.id)
-        ).all()
+    rows = every_ip(database.engine())
     by_status = {status: sum(1 for r in rows if r.status == status) for status in ("active", "paused", "deleted")}
     return dg.MaterializeResult(
         metadata={
@@ -44,15 +29,17 @@ def ip_catalog(database: DatabaseResource) -> dg.MaterializeResult:
     )
 
 
-@dg.asset_check(asset=ip_catalog, description="Every active IP was crawled within its interval (+30 min).")
+@dg.asset_check(
+    asset=ip_catalog,
+    description=f"Every active IP was crawled within its interval (+{FRESHNESS_SLACK // timedelta(minutes=1)} min).",
+)
 def every_active_ip_fresh(
     database: DatabaseResource, analyzer: AnalyzerResource, clock: ClockResource
 ) -> dg.AssetCheckResult:
     policy, moment = analyzer.cadence(), clock.now()
     stale = []
     for ip in active_ips(database.engine()):
-        limit = policy.current_interval(ip.weight, ip.crawl_interval_minutes)
-        if ip.last_crawled_at is None or moment - ip.last_crawled_at > limit + FRESHNESS_SLACK:
+        if policy.is_stale(ip.weight, ip.crawl_interval_minutes, ip.last_crawled_at, moment):
             last = rfc3339_jst(ip.last_crawled_at) if ip.last_crawled_at else None
             stale.append({"id": ip.id, "name": ip.keyword, "last_crawled_at": last})
     return dg.AssetCheckResult(

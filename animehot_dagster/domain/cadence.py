@@ -15,6 +15,9 @@ ACTIVE_INFLOW_PER_PAGE = 100
 ACTIVE_OUTFLOW_PER_PAGE = 100
 COLD_INFLOW_PER_PAGE = 50
 COLD_OUTFLOW_PER_PAGE = 3
+# How late past its interval an active IP may be before it counts as stale: a crawl waits for
+# its slot, the queue and the processor.
+FRESHNESS_SLACK = timedelta(minutes=30)
 _MINUTE = timedelta(minutes=1)
 
 
@@ -51,6 +54,15 @@ class CadencePolicy:
         if interval_minutes:
             return self.clamp(timedelta(minutes=interval_minutes))
         return self.interval_for_weight(weight)
+
+    def is_stale(
+        self, weight: Decimal | float, interval_minutes: int | None, last_crawled_at: datetime | None, now: datetime
+    ) -> bool:
+        """Whether an active IP has waited for its next crawl longer than its current interval
+        and FRESHNESS_SLACK allow; one never crawled is stale."""
+        if last_crawled_at is None:
+            return True
+        return now - last_crawled_at > self.current_interval(weight, interval_minutes) + FRESHNESS_SLACK
 
     def weight_for_interval(self, interval: timedelta) -> Decimal:
         """base / interval to two places (ip_metadata.weight is DECIMAL(5,2))."""

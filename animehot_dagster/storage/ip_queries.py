@@ -1,4 +1,4 @@
-"""The catalog reads the schedule and the dispatcher need."""
+"""The catalog reads the schedule, the dispatcher and the catalog asset need."""
 
 from __future__ import annotations
 
@@ -50,6 +50,20 @@ def active_ips(engine: Engine) -> list[ActiveIp]:
     )
     with engine.connect() as connection:
         return [ActiveIp(*row) for row in connection.execute(query)]
+
+
+def every_ip(engine: Engine) -> list[sa.Row]:
+    """Every IP of the catalog whatever its status, by id."""
+    query = sa.select(
+        ip_metadata.c.id,
+        ip_metadata.c.name,
+        ip_metadata.c.category,
+        ip_metadata.c.weight,
+        ip_metadata.c.status,
+        ip_metadata.c.last_crawled_at,
+    ).order_by(ip_metadata.c.id)
+    with engine.connect() as connection:
+        return connection.execute(query).all()
 
 
 def ip_statuses(engine: Engine, ip_ids: Iterable[int]) -> dict[int, IpStatus]:

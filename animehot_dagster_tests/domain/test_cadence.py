@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from animehot_dagster.domain.cadence import Activity, CadencePolicy, decide, rebuild_schedule
+from animehot_dagster.domain.cadence import FRESHNESS_SLACK, Activity, CadencePolicy, decide, rebuild_schedule
 
 MIN = timedelta(minutes=1)
 DEFAULT = CadencePolicy()  # base 2 h, clamp [1 h, 2 h], 5 + 5 pages
@@ -261,3 +261,22 @@ def test_rebuild_of_many_new_ips_spreads_them_out():
 
 def test_rebuild_of_nothing_is_empty():
     assert rebuild_schedule([], now=NOW) == []
+
+
+# ------------------------------------------------------------------------------ freshness
+
+
+def test_an_ip_is_fresh_up_to_its_interval_and_the_slack():
+    # Weight 1: the base interval, two hours; the cadence has set none of its own.
+    assert not DEFAULT.is_stale(1, None, NOW - timedelta(hours=2) - FRESHNESS_SLACK, NOW)
+    assert not DEFAULT.is_stale(1, 60, NOW - minutes(60) - FRESHNESS_SLACK, NOW)
+
+
+def test_an_ip_later_than_its_interval_and_the_slack_is_stale():
+    assert DEFAULT.is_stale(1, None, NOW - timedelta(hours=2) - FRESHNESS_SLACK - timedelta(seconds=1), NOW)
+    # the interval the cadence set rules, not the weight's
+    assert DEFAULT.is_stale(1, 60, NOW - minutes(61) - FRESHNESS_SLACK, NOW)
+
+
+def test_an_ip_never_crawled_is_stale():
+    assert DEFAULT.is_stale(1, None, None, NOW)
