@@ -4,19 +4,21 @@ import dataclasses
 from datetime import date
 
 import dagster as dg
-import sqlalchemy as sa
 
 from animehot_dagster.api.cache import invalidate_after_rollup
 from animehot_dagster.defs.metadata import preview_table
 from animehot_dagster.defs.partitions import day_partitions, week_partitions
 from animehot_dagster.defs.resources import DatabaseResource, QueueResource, now
-from animehot_dagster.domain.leaderboard import DAY_HOURS, WEEK_HOURS, LeaderboardType
-from animehot_dagster.domain.timebuckets import day_bounds, week_bounds
-from animehot_dagster.storage.leaderboard import leaderboard
-from animehot_dagster.storage.rollups import RollupReport, rollup_day, rollup_week
-from animehot_dagster.storage.schema import ip_metadata, ip_stats_daily, ip_stats_hourly, ip_stats_weekly
-
-LEADERBOARD_WINDOWS = (1, DAY_HOURS, WEEK_HOURS)
+from animehot_dagster.domain.leaderboard import DAY_HOURS, LEADERBOARD_WINDOWS, WEEK_HOURS, LeaderboardType
+from animehot_dagster.storage.leaderboard import ip_names, leaderboard
+from animehot_dagster.storage.rollups import (
+    RollupReport,
+    TotalsAgainstHours,
+    day_totals,
+    rollup_day,
+    rollup_week,
+    week_totals,
+)
 
 
 def _rollup_metadata(report: RollupReport) -> dict:
@@ -62,35 +64,24 @@ def weekly_liquidity(
     return dg.MaterializeResult(metadata=_rollup_metadata(report))
 
 
-def _totals_match(
-    database: DatabaseResource, table: sa.Table, bucket: str, start: date, hours: tuple
-) -> dg.AssetCheckResult:
-    """A rollup's totals equal the sums of the hourly rows in ``hours`` (UTC [from, to))."""
-    with database.engine().connect() as connection:
-        rolled = connection.execute(
-            sa.select(sa.func.coalesce(sa.func.sum(table.c.total_inflow), 0), sa.func.coalesce(sa.func.sum(table.c.total_outflow), 0))
-            .where(table.c[bucket] == start)
-        ).one()
-        hourly = connection.execute(
-            sa.select(sa.func.coalesce(sa.func.sum(ip_stats_hourly.c.inflow), 0), sa.func.coalesce(sa.func.sum(ip_stats_hourly.c.outflow), 0))
-            .where(ip_stats_hourly.c.hour_bucket >= hours[0], ip_stats_hourly.c.hour_bucket < hours[1])
-        ).one()
+def _totals_match(totals: TotalsAgainstHours) -> dg.AssetCheckResult:
+    (rolled_in, rolled_out), (hourly_in, hourly_out) = totals.rolled, totals.hourly
     return dg.AssetCheckResult(
-        passed=tuple(rolled) == tuple(hourly),
-        metadata={"rollup": f"{rolled[0]} in / {rolled[1]} out", "hourly": f"{hourly[0]} in / {hourly[1]} out"},
+        passed=totals.rolled == totals.hourly,
+        metadata={"rollup": f"{rolled_in} in / {rolled_out} out", "hourly": f"{hourly_in} in / {hourly_out} out"},
     )
 
 
 @dg.asset_check(asset=daily_liquidity, partitions_def=day_partitions, description="Daily totals equal the hourly sums.")
 def daily_totals_match_hours(context: dg.AssetCheckExecutionContext, database: DatabaseResource) -> dg.AssetCheckResult:
-    day = date.fromisoformat(context.partition_key)
-    return _totals_match(database, ip_stats_daily, "date_bucket", day, day_bounds(day))
+    with database.engine().connect() as connection:
+        return _totals_match(day_totals(connection, date.fromisoformat(context.partition_key)))
 
 
 @dg.asset_check(asset=weekly_liquidity, partitions_def=week_partitions, description="Weekly totals equal the hourly sums.")
 def weekly_totals_match_hours(context: dg.AssetCheckExecutionContext, database: DatabaseResource) -> dg.AssetCheckResult:
-    week_start = date.fromisoformat(context.partition_key)
-    return _totals_match(database, ip_stats_weekly, "week_start", week_start, week_bounds(week_start))
+    with database.engine().connect() as connection:
+        return _totals_match(week_totals(connection, date.fromisoformat(context.partition_key)))
 
 
 @dg.asset(
@@ -103,7 +94,7 @@ def leaderboards(database: DatabaseResource) -> dg.MaterializeResult:
     moment = now()
     metadata = {}
     with database.engine().connect() as connection:
-        names = dict(connection.execute(sa.select(ip_metadata.c.id, ip_metadata.c.name)).all())
+        names = ip_names(connection)
         for hours in LEADERBOARD_WINDOWS:
             span, entries = leaderboard(connection, LeaderboardType.HOT, hours, 10, moment)
             metadata[f"hot_{hours}h"] = preview_table(

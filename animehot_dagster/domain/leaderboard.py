@@ -14,6 +14,8 @@ from animehot_dagster.domain.timebuckets import hour_bucket, previous_day, previ
 MAX_LIMIT = 100
 DAY_HOURS = 24
 WEEK_HOURS = 168
+# The windows the leaderboards asset shows: the last hour, yesterday and last week.
+LEADERBOARD_WINDOWS = (1, DAY_HOURS, WEEK_HOURS)
 
 
 class LeaderboardType(enum.Enum):

@@ -32,6 +32,11 @@ def _totals(connection: Connection, span: Window) -> list[tuple[int, int, int]]:
     return [(ip_id, int(i), int(o)) for ip_id, i, o in connection.execute(query)]
 
 
+def ip_names(connection: Connection) -> dict[int, str]:
+    """Every IP's name by id, deleted ones too: an entry of a past window may name one."""
+    return dict(connection.execute(sa.select(ip_metadata.c.id, ip_metadata.c.name)).all())
+
+
 def leaderboard(
     connection: Connection, kind: LeaderboardType, hours: int, limit: int, now: datetime
 ) -> tuple[Window, list[Entry]]:

@@ -128,3 +128,35 @@ def rollup_week(connection: Connection, week_start: date, now: datetime) -> Roll
     )
     start, end = week_bounds(week_start)
     return _rollup(connection, ip_stats_weekly, "week_start", "daily_records", week_start, start, end, now, daily_records)
+
+
+@dataclasses.dataclass(frozen=True)
+class TotalsAgainstHours:
+    """A rollup's (inflow, outflow) summed over its rows, and the same summed over the hourly
+    rows of its hours: equal when the rollup is up to date."""
+
+    rolled: tuple[int, int]
+    hourly: tuple[int, int]
+
+
+def _sums(connection: Connection, inflow: sa.Column, outflow: sa.Column, where) -> tuple[int, int]:
+    row = connection.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(inflow), 0), sa.func.coalesce(sa.func.sum(outflow), 0)).where(where)
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+def _against_hours(connection: Connection, table: sa.Table, where, start: datetime, end: datetime) -> TotalsAgainstHours:
+    hours = sa.and_(ip_stats_hourly.c.hour_bucket >= start, ip_stats_hourly.c.hour_bucket < end)
+    return TotalsAgainstHours(
+        rolled=_sums(connection, table.c.total_inflow, table.c.total_outflow, where),
+        hourly=_sums(connection, ip_stats_hourly.c.inflow, ip_stats_hourly.c.outflow, hours),
+    )
+
+
+def day_totals(connection: Connection, day: date) -> TotalsAgainstHours:
+    return _against_hours(connection, ip_stats_daily, ip_stats_daily.c.date_bucket == day, *day_bounds(day))
+
+
+def week_totals(connection: Connection, week_start: date) -> TotalsAgainstHours:
+    return _against_hours(connection, ip_stats_weekly, ip_stats_weekly.c.week_start == week_start, *week_bounds(week_start))
