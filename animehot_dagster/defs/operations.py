@@ -7,6 +7,7 @@ import dagster as dg
 
 from animehot_dagster.defs.crawl import crawl_chain_job, failed_for_database_outage, ingest_results_job
 from animehot_dagster.defs.resources import QueueResource
+from animehot_dagster.domain.cron import every
 from animehot_dagster.queue import janitor
 from animehot_dagster.queue.keys import FAILED_RUNS
 from animehot_dagster.settings import SettingsError, load_settings
@@ -26,21 +27,16 @@ def queue_janitor_job() -> None:
     sweep_queues()
 
 
-def every(interval: timedelta) -> str:
-    """A cron expression for "every ``interval``" (whole minutes dividing an hour, or whole hours
-    dividing a day): JANITOR_INTERVAL as cron can say it."""
-    minutes = interval // timedelta(minutes=1)
-    if interval % timedelta(minutes=1) == timedelta(0) and 0 < minutes < 60 and 60 % minutes == 0:
-        return f"*/{minutes} * * * *"
-    hours = interval // timedelta(hours=1)
-    if interval % timedelta(hours=1) == timedelta(0) and 0 < hours <= 24 and 24 % hours == 0:
-        return f"0 */{hours} * * *"
-    raise SettingsError(f"JANITOR_INTERVAL={interval}: a schedule needs minutes dividing an hour or hours dividing a day")
+def _janitor_cron(interval: timedelta) -> str:
+    try:
+        return every(interval)
+    except ValueError as exc:
+        raise SettingsError(f"JANITOR_INTERVAL={exc}") from None
 
 
 queue_janitor_schedule = dg.ScheduleDefinition(
     job=queue_janitor_job,
-    cron_schedule=every(load_settings().janitor_interval),
+    cron_schedule=_janitor_cron(load_settings().janitor_interval),
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 
