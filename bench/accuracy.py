@@ -53,6 +53,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pandas as pd
 import sqlalchemy as sa
 import yaml
 
@@ -216,14 +217,17 @@ class IpPlan:
     first_crawl_at: int
 
 
+# The columns of IpRun.hourly, in the order the report's "series" lists them.
+SERIES = ("truth_inflow", "measured_inflow", "truth_outflow", "measured_outflow")
+
+
 @dataclasses.dataclass
 class IpRun:
     plan: IpPlan
     crawls: list[CrawlRecord]
-    truth_created: list[int]  # per hour of the run
-    truth_sold: list[int]
-    measured_inflow: list[int]  # per hour of the run, as ip_stats_hourly holds them
-    measured_outflow: list[int]
+    # Indexed by hour of the run: the market's listings created and sales (truth_*), and the
+    # rows ip_stats_hourly holds (measured_*); the columns of SERIES, int64.
+    hourly: pd.DataFrame
     lost_to_baseline: dict  # created / sales between the start and the baseline crawl
 
 
@@ -348,9 +352,10 @@ async def _crawl_ips(
                 if history:
                     before = unseen_events(market, plan.keyword, scenario.start - 1, history[0].at, 0, 0)
                     lost = {"created": before["created"], "sales": before["sales"]}
-                measured_in, measured_out = hourly_series(engine, plan.ip_id, scenario.start, scenario.days * 24)
-                runs.append(IpRun(plan, history, [h.created for h in truth], [h.sold for h in truth],
-                                  measured_in, measured_out, lost))
+                measured = hourly_series(engine, plan.ip_id, scenario.start, scenario.days * 24)
+                hourly = measured.add_prefix("measured_").assign(
+                    truth_inflow=[h.created for h in truth], truth_outflow=[h.sold for h in truth])
+                runs.append(IpRun(plan, history, hourly[list(SERIES)], lost))
         finally:
             await clock.aclose()
             await crawler.close()
@@ -375,14 +380,19 @@ def shards(plans: Sequence[IpPlan], count: int) -> list[list[IpPlan]]:
 
 
 # --- error metrics (pure) -------------------------------------------------------------------
+#
+# Hourly series are pandas Series of integer counts indexed by hour of the run. Every figure
+# leaves here as a Python int or float: numpy's scalars round differently from round().
 
 
-def relative_error(measured: float, truth: float) -> float | None:
+def relative_error(measured: int, truth: int) -> float | None:
     return None if truth == 0 else (measured - truth) / truth
 
 
-def mean_absolute_error(measured: Sequence[float], truth: Sequence[float]) -> float:
-    return sum(abs(m - t) for m, t in zip(measured, truth, strict=True)) / len(truth)
+def mean_absolute_error(measured: pd.Series, truth: pd.Series) -> float:
+    """Over the hours both series hold. Counts are integers: the sum is exact, the mean is one
+    division."""
+    return float((measured - truth).abs().mean())
 
 
 def correlation(measured: Sequence[float], truth: Sequence[float]) -> float | None:
@@ -392,17 +402,15 @@ def correlation(measured: Sequence[float], truth: Sequence[float]) -> float | No
     return float(np.corrcoef(measured, truth)[0, 1])
 
 
-def daily_totals(hourly: Sequence[int]) -> list[int]:
-    return [sum(hourly[i : i + 24]) for i in range(0, len(hourly), 24)]
+def daily_totals(hourly: pd.Series) -> list[int]:
+    """The totals of each day of the run the series covers (whole days)."""
+    return hourly.groupby(hourly.index // 24).sum().tolist()
 
 
-def attribute_to_crawl_hours(crawl_hours: Sequence[int], amounts: Sequence[int], hours: int) -> list[int]:
+def attribute_to_crawl_hours(crawl_hours: Sequence[int], amounts: Sequence[int], hours: int) -> pd.Series:
     """A series that puts each amount in the hour of its crawl (hour index), as ingest does."""
-    series = [0] * hours
-    for hour, amount in zip(crawl_hours, amounts, strict=True):
-        if 0 <= hour < hours:
-            series[hour] += amount
-    return series
+    by_hour = pd.Series(amounts, index=crawl_hours, dtype="int64").groupby(level=0).sum()
+    return by_hour.reindex(range(hours), fill_value=0)
 
 
 def _round(value: float | None, digits: int = 4) -> float | None:
@@ -414,16 +422,17 @@ def _median(values: Sequence[float | None]) -> float | None:
     return statistics.median(present) if present else None
 
 
-def series_figures(measured: Sequence[int], truth: Sequence[int]) -> dict:
-    """Figures of one flow over the steady days (whole Japan-time days)."""
+def series_figures(measured: pd.Series, truth: pd.Series) -> dict:
+    """Figures of one flow over some whole Japan-time days of the run."""
     day_errors = [relative_error(m, t) for m, t in zip(daily_totals(measured), daily_totals(truth), strict=True)]
     known = [abs(e) for e in day_errors if e is not None]
-    mean_truth = sum(truth) / len(truth)
+    measured_total, truth_total = int(measured.sum()), int(truth.sum())
+    mean_truth = truth_total / len(truth)
     mae = mean_absolute_error(measured, truth)
     return {
-        "truth_total": sum(truth),
-        "measured_total": sum(measured),
-        "rel_error_24h": _round(relative_error(sum(measured), sum(truth))),
+        "truth_total": truth_total,
+        "measured_total": measured_total,
+        "rel_error_24h": _round(relative_error(measured_total, truth_total)),
         "abs_rel_error_24h": _round(statistics.mean(known) if known else None),
         "daily_rel_errors": [_round(e) for e in day_errors],
         "hourly_mae": _round(mae, 3),
@@ -436,7 +445,7 @@ def series_figures(measured: Sequence[int], truth: Sequence[int]) -> dict:
 
 
 def ip_report(run: IpRun, days: int, start: int) -> dict:
-    measured_in, measured_out = run.measured_inflow, run.measured_outflow
+    hourly = run.hourly
     steady = slice(24, days * 24) if days > 1 else slice(0, 24)
     measured_crawls = [c for c in run.crawls if not c.baseline]
     crawl_hours = [(c.at - start) // HOUR for c in measured_crawls]
@@ -461,7 +470,7 @@ def ip_report(run: IpRun, days: int, start: int) -> dict:
     )
     outflow_causes = {"sales": total("sales"), "beyond_sold_window": total("beyond_sold_window")}
     outflow_causes["other"] = total("outflow") - (outflow_causes["sales"] - outflow_causes["beyond_sold_window"])
-    first_day = slice(0, 24)
+    steady_hours, first_day = hourly.iloc[steady], hourly.iloc[:24]
     return {
         "ip_id": run.plan.ip_id,
         "keyword": run.plan.keyword,
@@ -477,11 +486,11 @@ def ip_report(run: IpRun, days: int, start: int) -> dict:
         "mean_interval_minutes": _round(
             statistics.mean(b.at - a.at for a, b in zip(run.crawls, run.crawls[1:], strict=False)) / 60 if len(run.crawls) > 1 else None, 1
         ),
-        "inflow": series_figures(measured_in[steady], run.truth_created[steady]),
-        "outflow": series_figures(measured_out[steady], run.truth_sold[steady]),
+        "inflow": series_figures(steady_hours.measured_inflow, steady_hours.truth_inflow),
+        "outflow": series_figures(steady_hours.measured_outflow, steady_hours.truth_outflow),
         "first_day": {
-            "inflow": series_figures(measured_in[first_day], run.truth_created[first_day]),
-            "outflow": series_figures(measured_out[first_day], run.truth_sold[first_day]),
+            "inflow": series_figures(first_day.measured_inflow, first_day.truth_inflow),
+            "outflow": series_figures(first_day.measured_outflow, first_day.truth_outflow),
             "lost_to_baseline": run.lost_to_baseline,
         },
         "causes": {
@@ -490,20 +499,15 @@ def ip_report(run: IpRun, days: int, start: int) -> dict:
             # The truth moved to crawl hours against the truth: the error the hour attribution
             # alone makes, with every event seen.
             "attribution_hourly_mae": {
-                "inflow": _round(mean_absolute_error(reattributed_in[steady], run.truth_created[steady]), 3),
-                "outflow": _round(mean_absolute_error(reattributed_out[steady], run.truth_sold[steady]), 3),
+                "inflow": _round(mean_absolute_error(reattributed_in.iloc[steady], steady_hours.truth_inflow), 3),
+                "outflow": _round(mean_absolute_error(reattributed_out.iloc[steady], steady_hours.truth_outflow), 3),
             },
             "attribution_hourly_correlation": {
-                "inflow": _round(correlation(reattributed_in[steady], run.truth_created[steady])),
-                "outflow": _round(correlation(reattributed_out[steady], run.truth_sold[steady])),
+                "inflow": _round(correlation(reattributed_in.iloc[steady], steady_hours.truth_inflow)),
+                "outflow": _round(correlation(reattributed_out.iloc[steady], steady_hours.truth_outflow)),
             },
         },
-        "series": {
-            "truth_inflow": run.truth_created,
-            "measured_inflow": measured_in,
-            "truth_outflow": run.truth_sold,
-            "measured_outflow": measured_out,
-        },
+        "series": {column: hourly[column].tolist() for column in SERIES},
     }
 
 
@@ -537,24 +541,11 @@ def overall_report(ips: Sequence[dict]) -> dict:
 
 
 def spearman(first: Sequence[float], second: Sequence[float]) -> float | None:
-    """Spearman's rank correlation (average ranks for ties); None when either side is constant."""
+    """Spearman's rank correlation: Pearson's r of the ranks (average ranks for ties); None when
+    either side is constant."""
     if len(first) < 2:
         return None
-
-    def ranks(values: Sequence[float]) -> list[float]:
-        order = sorted(range(len(values)), key=lambda i: values[i])
-        result = [0.0] * len(values)
-        position = 0
-        while position < len(order):
-            end = position
-            while end + 1 < len(order) and values[order[end + 1]] == values[order[position]]:
-                end += 1
-            for index in order[position : end + 1]:
-                result[index] = (position + end) / 2
-            position = end + 1
-        return result
-
-    return correlation(ranks(first), ranks(second))
+    return correlation(pd.Series(first).rank().tolist(), pd.Series(second).rank().tolist())
 
 
 def hot_rank_correlation(ips: Sequence[dict], days: int) -> float | None:
@@ -599,19 +590,18 @@ def quality_shares(database_urls: Sequence[str], scenario: BenchScenario) -> dic
 # --- the run --------------------------------------------------------------------------------
 
 
-def hourly_series(engine: sa.Engine, ip_id: int, start: int, hours: int) -> tuple[list[int], list[int]]:
-    """An IP's hourly inflow and outflow from ip_stats_hourly, 0 for hours without a row."""
-    inflow, outflow = [0] * hours, [0] * hours
+def hourly_series(engine: sa.Engine, ip_id: int, start: int, hours: int) -> pd.DataFrame:
+    """An IP's hourly inflow and outflow from ip_stats_hourly, indexed by hour of the run (from
+    ``start``), 0 for hours without a row."""
     query = sa.select(ip_stats_hourly.c.hour_bucket, ip_stats_hourly.c.inflow, ip_stats_hourly.c.outflow).where(
         ip_stats_hourly.c.ip_id == ip_id,
         ip_stats_hourly.c.hour_bucket >= from_unix(start),
         ip_stats_hourly.c.hour_bucket < from_unix(start + hours * HOUR),
     )
     with engine.connect() as connection:
-        for hour, hour_inflow, hour_outflow in connection.execute(query):
-            index = (to_unix(hour) - start) // HOUR
-            inflow[index], outflow[index] = int(hour_inflow), int(hour_outflow)
-    return inflow, outflow
+        rows = [((to_unix(hour) - start) // HOUR, inflow, outflow) for hour, inflow, outflow in connection.execute(query)]
+    frame = pd.DataFrame(rows, columns=["hour", "inflow", "outflow"]).set_index("hour")
+    return frame.reindex(range(hours), fill_value=0).astype("int64")
 
 
 def prepare_database(database_url: str, scenario: BenchScenario) -> dict[str, int]:
