@@ -1,8 +1,11 @@
 """The crawl chain's source: ``mercari_crawl[ip, hour]``, and the sensors that drive crawling —
 the cadence (due IPs → tasks) and the results (waiting results → runs).
 
+Which runs the waiting results get, their run keys and the backoff are decided in
+:mod:`animehot_dagster.queue.routing`; this module asks Dagster and the database what they need.
+
 While the database is down or hung the results sensor launches nothing: it probes the database
-before it asks for runs and, when the probe fails, backs off (10 s doubling to 60 s, in its
+before it asks for runs and, when the probe fails, backs off (a doubling wait, kept in its
 cursor) with the results left waiting. A run that fails all the same because the database went
 away under it says so (``database_unavailable`` in its failure's metadata), and the run-failure
 sensor does not count it as a failed result: its results are still queued (issue 17 #9).
@@ -10,15 +13,12 @@ sensor does not count it as a failed result: its results are still queued (issue
 
 import collections
 import contextlib
-import hashlib
 import json
 import logging
-import re
 import time
 import uuid
 
 import dagster as dg
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from animehot_dagster.defs.metadata import preview_table
@@ -34,44 +34,25 @@ from animehot_dagster.domain.pages import stopped_short
 from animehot_dagster.domain.timebuckets import from_unix, hour_bucket, rfc3339_jst
 from animehot_dagster.queue.dispatcher import dispatch
 from animehot_dagster.queue.processor import ProcessReport
+from animehot_dagster.queue.routing import (
+    BATCH_SIZE,
+    DISPATCH_MAX_WAIT_SECONDS,
+    RESULT_POLL_SECONDS,
+    RESULTS_SCAN,
+    BatchRun,
+    DatabaseBackoff,
+    recovered_cursor,
+    route,
+    run_key,
+)
+from animehot_dagster.storage.db import OUTAGE_ERRORS, names_an_outage, reachable
 from animehot_dagster.storage.ip_queries import ip_statuses
 from animehot_dagster.storage.stats import crawls_in_hour
 
-# A sensor tick looks at this many of the oldest waiting results.
-RESULTS_SCAN = 200
-# Up to this many waiting results, each (ip, hour) gets a run of the crawl chain; beyond it,
-# batch runs ingest BATCH_SIZE results each, because a daemon-launched run costs ~10 s of
-# queueing and process start and one run per result would cap throughput.
-PER_PARTITION_LIMIT = 8
-BATCH_SIZE = 50
-# The cadence sensor's backpressure wait (for the whole tick) must end well inside Dagster's 60 s
-# sensor timeout; IPs it could not send stay due, and the next tick goes on with them.
-DISPATCH_MAX_WAIT_SECONDS = 20
-RESULT_POLL_SECONDS = 2.0
-# While the database is unreachable the results sensor probes it again after these many seconds,
-# doubling from the first to the most.
-DATABASE_BACKOFF_FIRST_SECONDS = 10
-DATABASE_BACKOFF_MAX_SECONDS = 60
 # The metadata key of a run failure caused by an unreachable database.
 DATABASE_UNAVAILABLE = "database_unavailable"
 
 log = logging.getLogger(__name__)
-
-# Errors of a database that cannot be reached or does not answer: SQLAlchemy's pool timeout, and
-# the MySQL client's "can't connect" (2002, 2003), "gone away" (2006), "lost connection" (2013, a
-# read timeout among them) and "lost connection at handshake" (2055).
-_OUTAGE_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
-_OUTAGE_CODES = re.compile(r"\((2002|2003|2006|2013|2055),")
-
-
-def database_reachable(database: DatabaseResource) -> bool:
-    """Whether the database answers a ``SELECT 1`` (within its connect and read timeouts)."""
-    try:
-        with database.engine().connect() as connection:
-            connection.execute(sa.text("SELECT 1"))
-    except sa.exc.SQLAlchemyError:
-        return False
-    return True
 
 
 def _outage_failure(cause: object) -> dg.Failure:
@@ -87,14 +68,14 @@ def _database_outage_is_a_failure(database: DatabaseResource):
     ``database_unavailable``; any other error passes unchanged."""
     try:
         yield
-    except _OUTAGE_ERRORS as exc:
-        if database_reachable(database):
+    except OUTAGE_ERRORS as exc:
+        if reachable(database.engine()):
             raise
         raise _outage_failure(type(exc).__name__) from exc
 
 
 def _failed_results(database: DatabaseResource, report: ProcessReport) -> dg.Failure:
-    if not database_reachable(database):
+    if not reachable(database.engine()):
         return _outage_failure(f"{report.failed} result(s) could not be applied")
     return dg.Failure(f"{report.failed} result(s) failed to apply; the janitor returns them to the queue")
 
@@ -112,8 +93,7 @@ def failed_for_database_outage(step_failures) -> bool:
             continue
         error, outage = data.error, False
         while error is not None and not outage:
-            outage = error.cls_name in {"OperationalError", "InterfaceError"} and bool(_OUTAGE_CODES.search(error.message))
-            outage = outage or (error.cls_name == "TimeoutError" and "QueuePool" in error.message)
+            outage = names_an_outage(error.cls_name, error.message)
             error = error.cause or error.context
         if not outage:
             return False
@@ -328,19 +308,9 @@ _FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.Dagste
 
 
 def _run_key(instance: dg.DagsterInstance, results_key: str) -> str:
-    """The run key for ``results_key`` (the results a run is to ingest). While a run for them is
-    queued or running the key repeats, so the daemon does not launch a second; once such a run
-    has finished and the results still wait (it failed before taking them), a new key."""
+    """The run key for ``results_key``: it changes with each run for these results that finished."""
     finished = instance.get_runs_count(dg.RunsFilter(tags={RESULTS_TAG: results_key}, statuses=_FINISHED))
-    return results_key if not finished else f"{results_key}#{finished}"
-
-
-def _backoff(cursor: str | None) -> dict:
-    try:
-        state = json.loads(cursor) if cursor else {}
-    except ValueError:
-        return {}
-    return state if isinstance(state, dict) else {}
+    return run_key(results_key, finished)
 
 
 def _database_down(context: dg.SensorEvaluationContext, database: DatabaseResource, at: float,
@@ -348,26 +318,23 @@ def _database_down(context: dg.SensorEvaluationContext, database: DatabaseResour
     """None when the database answers (after an outage: logged, the backoff cleared). Otherwise a
     skip: within the backoff without touching the database, after it with a probe that failed
     (the next wait doubled, up to the most)."""
-    state = _backoff(context.cursor)
-    failures = int(state.get("failures") or 0)
-    if failures and at < float(state.get("retry_at") or 0):
+    backoff = DatabaseBackoff.from_cursor(context.cursor)
+    if backoff.holds(at):
         return dg.SkipReason(
-            f"database unavailable since {rfc3339_jst(from_unix(int(state['since'])))}: backing off until "
-            f"{rfc3339_jst(from_unix(int(state['retry_at'])))}; {waiting} result(s) wait"
+            f"database unavailable since {rfc3339_jst(from_unix(int(backoff.since)))}: backing off until "
+            f"{rfc3339_jst(from_unix(int(backoff.retry_at)))}; {waiting} result(s) wait"
         )
-    if database_reachable(database):
-        if failures:
+    if reachable(database.engine()):
+        if backoff.failures:
             log.warning("database reachable again: results sensor resumes",
-                        extra={"down_seconds": round(at - float(state.get("since") or at)), "probes": failures})
-            context.update_cursor(json.dumps({"failures": 0, "recovered_at": int(at)}))
+                        extra={"down_seconds": round(backoff.down_seconds(at)), "probes": backoff.failures})
+            context.update_cursor(recovered_cursor(at))
         return None
-    failures += 1
-    delay = min(DATABASE_BACKOFF_FIRST_SECONDS * 2 ** (failures - 1), DATABASE_BACKOFF_MAX_SECONDS)
-    since = float(state.get("since") or at) if state.get("failures") else at
-    context.update_cursor(json.dumps({"failures": failures, "since": int(since), "retry_at": int(at + delay)}))
+    backoff = backoff.failed(at)
+    context.update_cursor(backoff.cursor())
     log.warning("database unavailable: results sensor backs off",
-                extra={"probes": failures, "retry_in_seconds": delay, "results_waiting": waiting})
-    return dg.SkipReason(f"database unavailable: no runs launched; probing again in {delay} s; "
+                extra={"probes": backoff.failures, "retry_in_seconds": backoff.delay, "results_waiting": waiting})
+    return dg.SkipReason(f"database unavailable: no runs launched; probing again in {backoff.delay} s; "
                          f"{waiting} result(s) wait")
 
 
@@ -401,35 +368,24 @@ def crawl_results_sensor(
         waiting = [d for d in waiting if d.task_id not in set(redelivered)]
     if not waiting:
         return dg.SkipReason(f"no results waiting ({len(redelivered)} redelivered ones acked)" if redelivered else "no results waiting")
-    partitions = collections.defaultdict(list)
-    for delivery in waiting:
-        if delivery.message is not None:
-            response = delivery.message
-            partitions[crawl_partition_key(response.ip_id, hour_bucket(from_unix(response.crawled_at)))].append(delivery)
-    every_one_has_a_partition = sum(map(len, partitions.values())) == len(waiting) and all(
-        crawl_partition_exists(context.instance, key) for key in partitions
-    )
-    if len(waiting) > PER_PARTITION_LIMIT or not every_one_has_a_partition:
-        # A batch takes from the oldest end, records materializations only for partitions that
-        # exist, and dead-letters what cannot be decoded.
-        results_key = f"batch:{hashlib.sha1(waiting[0].raw).hexdigest()}"
+    runs = route(waiting, lambda ip_id, hour: crawl_partition_exists(context.instance, crawl_partition_key(ip_id, hour)))
+    if isinstance(runs, BatchRun):
         return dg.RunRequest(
             job_name=ingest_results_job.name,
-            run_key=_run_key(context.instance, results_key),
-            run_config={"ops": {"ingest_waiting_results": {"config": {"max_results": BATCH_SIZE}}}},
-            tags={RESULTS_TAG: results_key, BATCH_TAG: "batch", "results_waiting": str(len(waiting))},
+            run_key=_run_key(context.instance, runs.results_key),
+            run_config={"ops": {"ingest_waiting_results": {"config": {"max_results": runs.max_results}}}},
+            tags={RESULTS_TAG: runs.results_key, BATCH_TAG: "batch", "results_waiting": str(len(waiting))},
         )
     requests = []
-    for key, deliveries in partitions.items():
-        # A result retried by the janitor comes back with retryCount + 1: new results, new key.
-        results_key = "crawl:" + ",".join(f"{d.task_id}:{d.message.retry_count}" for d in deliveries)
+    for run in runs:
+        key = crawl_partition_key(run.ip_id, run.hour)
         requests.append(
             dg.RunRequest(
                 job_name=crawl_chain_job.name,
                 partition_key=key,
-                run_key=_run_key(context.instance, results_key),
-                run_config={"ops": {"mercari_crawl": {"config": {"task_ids": [d.task_id for d in deliveries]}}}},
-                tags={RESULTS_TAG: results_key, "ip_id": key.keys_by_dimension["ip"]},
+                run_key=_run_key(context.instance, run.results_key),
+                run_config={"ops": {"mercari_crawl": {"config": {"task_ids": list(run.task_ids)}}}},
+                tags={RESULTS_TAG: run.results_key, "ip_id": key.keys_by_dimension["ip"]},
             )
         )
     return requests

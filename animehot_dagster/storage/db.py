@@ -1,8 +1,10 @@
-"""Engines and the dialect-specific statements (upsert) every writer shares."""
+"""Engines, the dialect-specific statements (upsert) every writer shares, and what an outage of
+the database looks like."""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
+
+# Errors of a database that cannot be reached or does not answer: SQLAlchemy's pool timeout, and
+# the MySQL client's "can't connect" (2002, 2003), "gone away" (2006), "lost connection" (2013, a
+# read timeout among them) and "lost connection at handshake" (2055).
+OUTAGE_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+_OUTAGE_CODES = re.compile(r"\((2002|2003|2006|2013|2055),")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +112,25 @@ def _serialize_sqlite_writers(engine: Engine) -> None:
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection):
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def reachable(engine: Engine) -> bool:
+    """Whether the database answers a ``SELECT 1`` (within its connect and read timeouts)."""
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except sa.exc.SQLAlchemyError:
+        return False
+    return True
+
+
+def names_an_outage(error_class: str, message: str) -> bool:
+    """Whether an error, known by its class name and message (what a failed run records of it),
+    is one of OUTAGE_ERRORS raised because the database could not be reached, rather than a
+    query the database refused."""
+    if error_class in {"OperationalError", "InterfaceError"}:
+        return bool(_OUTAGE_CODES.search(message))
+    return error_class == "TimeoutError" and "QueuePool" in message
 
 
 def is_mysql(connection: Connection | Engine) -> bool:

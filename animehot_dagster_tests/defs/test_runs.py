@@ -16,7 +16,6 @@ import pytest
 import sqlalchemy as sa
 
 from animehot_dagster.defs.crawl import (
-    PER_PARTITION_LIMIT,
     CrawlResultsConfig,
     mercari_crawl,
 )
@@ -24,6 +23,7 @@ from animehot_dagster.defs.resources import QueueResource
 from animehot_dagster.domain.timebuckets import to_unix
 from animehot_dagster.queue import keys
 from animehot_dagster.queue.reliable import ResultQueue, TaskQueue
+from animehot_dagster.queue.routing import PER_PARTITION_LIMIT
 from animehot_dagster.queue.schedule import ScheduleStore
 from animehot_dagster.storage.schema import (
     crawl_log,

@@ -20,6 +20,7 @@ from animehot_dagster.domain.messages import encode_response
 from animehot_dagster.domain.timebuckets import from_unix
 from animehot_dagster.queue import janitor, keys
 from animehot_dagster.queue.reliable import ResultQueue, TaskQueue
+from animehot_dagster.queue.routing import PER_PARTITION_LIMIT
 from animehot_dagster.queue.schedule import ScheduleStore
 from animehot_dagster.storage.schema import crawl_log, ip_metadata
 from animehot_dagster_tests.defs import (
@@ -286,7 +287,7 @@ def test_results_sensor_run_key_changes_when_the_janitor_returns_a_result(defini
 def test_results_sensor_batches_when_many_results_wait(definitions, instance, resources, mysql_engine, queue_redis):
     a, b = make_ips(mysql_engine, *NAMES[:2])
     add_ip_partitions(instance, [a, b])
-    count = crawl_defs.PER_PARTITION_LIMIT + 3
+    count = PER_PARTITION_LIMIT + 3
     results = [response((a, b)[i % 2], past_hour(4 - i // 4, 1 + i), [on_sale(f"m{i}")], task_id=f"t-{i:02d}") for i in range(count)]
     push(queue_redis, *results)
 
