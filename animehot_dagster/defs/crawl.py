@@ -28,7 +28,7 @@ from animehot_dagster.defs.partitions import (
     crawl_partitions,
     parse_crawl_partition,
 )
-from animehot_dagster.defs.resources import AnalyzerResource, ClockResource, DatabaseResource, QueueResource, now
+from animehot_dagster.defs.resources import AnalyzerResource, ClockResource, DatabaseResource, QueueResource
 from animehot_dagster.domain.messages import CrawlRequest
 from animehot_dagster.domain.pages import stopped_short
 from animehot_dagster.domain.timebuckets import from_unix, hour_bucket, rfc3339_jst
@@ -130,6 +130,7 @@ def _crawl_now(
     database: DatabaseResource,
     queue: QueueResource,
     analyzer: AnalyzerResource,
+    clock: ClockResource,
 ) -> ProcessReport:
     """Force a task for the IP, wait for its result up to the task timeout, ingest it."""
     status = ip_statuses(database.engine(), [ip_id]).get(ip_id)
@@ -140,7 +141,7 @@ def _crawl_now(
         ip_id=ip_id,
         keyword=status.keyword,
         task_id=str(uuid.uuid4()),
-        created_at=int(time.time()),
+        created_at=int(clock.time()),
         pages_on_sale=policy.pages_on_sale,
         pages_sold=policy.pages_sold,
     )
@@ -174,11 +175,12 @@ def mercari_crawl(
     database: DatabaseResource,
     queue: QueueResource,
     analyzer: AnalyzerResource,
+    clock: ClockResource,
 ) -> dg.MaterializeResult:
     started = time.perf_counter()
     ip_id, hour = parse_crawl_partition(context.partition_key)
     if not config.task_ids:
-        current = hour_bucket(now())
+        current = hour_bucket(clock.now())
         if hour != current:
             raise dg.Failure(
                 f"hour {rfc3339_jst(hour)} is not the current hour ({rfc3339_jst(current)}): the past cannot "
@@ -189,7 +191,7 @@ def mercari_crawl(
         if config.task_ids:
             report = analyzer.processor(database, queue).process_tasks(config.task_ids, scan=RESULTS_SCAN)
         else:
-            report = _crawl_now(context, ip_id, database, queue, analyzer)
+            report = _crawl_now(context, ip_id, database, queue, analyzer, clock)
         if report.failed:
             raise _failed_results(database, report)
         # This run materializes the figures of its own hour; the other hours the results revised

@@ -5,7 +5,7 @@ import dagster as dg
 
 from animehot_dagster.defs.metadata import preview_table
 from animehot_dagster.defs.partitions import FIGURE_HOURS_FROM_CRAWLS, crawl_partitions, parse_crawl_partition
-from animehot_dagster.defs.resources import AnalyzerResource, DatabaseResource, now
+from animehot_dagster.defs.resources import AnalyzerResource, ClockResource, DatabaseResource
 from animehot_dagster.domain.alerts import evaluate, missing_alerts
 from animehot_dagster.domain.scores import hot_score, hour_row_problems
 from animehot_dagster.domain.timebuckets import rfc3339_jst
@@ -41,10 +41,12 @@ def _figures_metadata(figures) -> dict:
         "were obtained (exact, counted, estimated, lower bound). Crawls of the following hours revise it."
     ),
 )
-def hourly_liquidity(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
+def hourly_liquidity(
+    context: dg.AssetExecutionContext, database: DatabaseResource, clock: ClockResource
+) -> dg.MaterializeResult:
     ip_id, hour = parse_crawl_partition(context.partition_key)
     with database.engine().begin() as connection:
-        figures = recompute_hour(connection, ip_id, hour, now())
+        figures = recompute_hour(connection, ip_id, hour, clock.now())
     if figures is None:
         return dg.MaterializeResult(metadata={"crawls": 0, "note": f"no crawl observed {rfc3339_jst(hour)}"})
     return dg.MaterializeResult(metadata=_figures_metadata(figures))
@@ -58,7 +60,7 @@ def hourly_liquidity(context: dg.AssetExecutionContext, database: DatabaseResour
     description="The alerts (SPEC §7) one (ip, hour) raises; one per type, however often recomputed.",
 )
 def liquidity_alerts(
-    context: dg.AssetExecutionContext, database: DatabaseResource, analyzer: AnalyzerResource
+    context: dg.AssetExecutionContext, database: DatabaseResource, analyzer: AnalyzerResource, clock: ClockResource
 ) -> dg.MaterializeResult:
     ip_id, hour = parse_crawl_partition(context.partition_key)
     with database.engine().begin() as connection:
@@ -66,7 +68,7 @@ def liquidity_alerts(
         alerts = [] if figures is None else evaluate(
             figures.inflow, figures.outflow, figures.liquidity_index, analyzer.ingest_config().thresholds
         )
-        write_alerts(connection, ip_id, hour, alerts, now())
+        write_alerts(connection, ip_id, hour, alerts, clock.now())
     return dg.MaterializeResult(
         metadata={
             "alerts": len(alerts),

@@ -6,7 +6,7 @@ from datetime import timedelta
 import dagster as dg
 
 from animehot_dagster.defs.crawl import crawl_chain_job, failed_for_database_outage, ingest_results_job
-from animehot_dagster.defs.resources import QueueResource
+from animehot_dagster.defs.resources import ClockResource, QueueResource
 from animehot_dagster.domain.cron import every
 from animehot_dagster.queue import janitor
 from animehot_dagster.queue.keys import FAILED_RUNS
@@ -16,8 +16,8 @@ log = logging.getLogger(__name__)
 
 
 @dg.op(description="Return messages held past JANITOR_TIMEOUT to their queue, or dead-letter them.")
-def sweep_queues(context: dg.OpExecutionContext, queue: QueueResource) -> dg.Output:
-    report = janitor.sweep(queue.client(), queue.janitor_timeout_seconds)
+def sweep_queues(context: dg.OpExecutionContext, queue: QueueResource, clock: ClockResource) -> dg.Output:
+    report = janitor.sweep(queue.client(), queue.janitor_timeout_seconds, clock=clock.time)
     context.log.info(f"janitor: {report.as_dict()}")
     return dg.Output(None, metadata={"sweep": dg.MetadataValue.json(report.as_dict())})
 

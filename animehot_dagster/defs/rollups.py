@@ -8,7 +8,7 @@ import dagster as dg
 from animehot_dagster.api.cache import invalidate_after_rollup
 from animehot_dagster.defs.metadata import preview_table
 from animehot_dagster.defs.partitions import day_partitions, week_partitions
-from animehot_dagster.defs.resources import DatabaseResource, QueueResource, now
+from animehot_dagster.defs.resources import ClockResource, DatabaseResource, QueueResource
 from animehot_dagster.domain.leaderboard import DAY_HOURS, LEADERBOARD_WINDOWS, WEEK_HOURS, LeaderboardType
 from animehot_dagster.storage.leaderboard import ip_names, leaderboard
 from animehot_dagster.storage.rollups import (
@@ -38,11 +38,11 @@ def _rollup_metadata(report: RollupReport) -> dict:
     description="Each IP's Japan-time day (ip_stats_daily), from its hourly rows and sold items.",
 )
 def daily_liquidity(
-    context: dg.AssetExecutionContext, database: DatabaseResource, queue: QueueResource
+    context: dg.AssetExecutionContext, database: DatabaseResource, queue: QueueResource, clock: ClockResource
 ) -> dg.MaterializeResult:
     day = date.fromisoformat(context.partition_key)
     with database.engine().begin() as connection:
-        report = rollup_day(connection, day, now())
+        report = rollup_day(connection, day, clock.now())
     invalidate_after_rollup(queue.client(), DAY_HOURS)
     return dg.MaterializeResult(metadata=_rollup_metadata(report))
 
@@ -55,11 +55,11 @@ def daily_liquidity(
     description="Each IP's Monday-based week (ip_stats_weekly).",
 )
 def weekly_liquidity(
-    context: dg.AssetExecutionContext, database: DatabaseResource, queue: QueueResource
+    context: dg.AssetExecutionContext, database: DatabaseResource, queue: QueueResource, clock: ClockResource
 ) -> dg.MaterializeResult:
     week_start = date.fromisoformat(context.partition_key)
     with database.engine().begin() as connection:
-        report = rollup_week(connection, week_start, now())
+        report = rollup_week(connection, week_start, clock.now())
     invalidate_after_rollup(queue.client(), WEEK_HOURS)
     return dg.MaterializeResult(metadata=_rollup_metadata(report))
 
@@ -90,8 +90,8 @@ def weekly_totals_match_hours(context: dg.AssetCheckExecutionContext, database: 
     kinds={"mysql"},
     description="The hot / inflow / outflow leaderboards of the last hour, yesterday and last week.",
 )
-def leaderboards(database: DatabaseResource) -> dg.MaterializeResult:
-    moment = now()
+def leaderboards(database: DatabaseResource, clock: ClockResource) -> dg.MaterializeResult:
+    moment = clock.now()
     metadata = {}
     with database.engine().connect() as connection:
         names = ip_names(connection)
