@@ -7,6 +7,7 @@ value raises :class:`SettingsError` naming the variable, so the process stops be
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -306,3 +307,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if problems:
         raise SettingsError("invalid configuration: " + "; ".join(problems))
     return settings
+
+
+@functools.cache
+def process_settings() -> Settings:
+    """The settings as this process started with them, read once: for what is fixed when the code
+    location loads (the partition window, the janitor's schedule), which Dagster needs as the
+    modules define the assets and schedules."""
+    return load_settings()

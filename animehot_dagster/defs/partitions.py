@@ -11,7 +11,7 @@ import dagster as dg
 
 from animehot_dagster.domain.estimator import LOOKBACK
 from animehot_dagster.domain.timebuckets import JST, week_start
-from animehot_dagster.settings import load_settings
+from animehot_dagster.settings import process_settings
 
 TIMEZONE = "Asia/Tokyo"
 HOUR_FORMAT = "%Y-%m-%d-%H:%M"
@@ -25,7 +25,7 @@ def window_start(retention_days: int, now: datetime | None = None) -> datetime:
     return datetime.combine(today - timedelta(days=retention_days), datetime.min.time(), JST)
 
 
-_START = window_start(load_settings().partition_retention_days)
+_START = window_start(process_settings().partition_retention_days)
 
 ip_partitions = dg.DynamicPartitionsDefinition(name=IP_DIMENSION)
 # end_offset=1: the hour in progress is a partition too — results crawled now land in it, and

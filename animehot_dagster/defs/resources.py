@@ -8,6 +8,7 @@ import dataclasses
 import functools
 import threading
 import time
+import typing
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +16,9 @@ import dagster as dg
 import redis
 from sqlalchemy.engine import Engine
 
+from animehot_dagster.domain.alerts import AlertThresholds
 from animehot_dagster.domain.cadence import CadencePolicy
+from animehot_dagster.domain.items import ItemTTL
 from animehot_dagster.queue.dispatcher import DispatchConfig
 from animehot_dagster.queue.processor import ResultProcessor
 from animehot_dagster.queue.reliable import ResultQueue, TaskQueue, open_redis
@@ -55,9 +58,9 @@ class QueueResource(dg.ConfigurableResource):
     """The Redis queues and the crawl schedule (SPEC §6)."""
 
     url: str
-    pool_size: int = 10
-    janitor_timeout_seconds: float = 600
-    task_timeout_seconds: float = 720
+    pool_size: int = Settings.redis_pool_size
+    janitor_timeout_seconds: float = Settings.janitor_timeout.total_seconds()
+    task_timeout_seconds: float = Settings.browser_task_timeout.total_seconds()
 
     def client(self) -> redis.Redis:
         return _redis(self.url, self.pool_size)
@@ -72,54 +75,56 @@ class QueueResource(dg.ConfigurableResource):
         return ScheduleStore(self.client(), clock)
 
 
+def _plain(policy) -> dict[str, float]:
+    """A policy's fields as Dagster config can hold them: durations in seconds, counts as numbers."""
+    return {
+        field.name: value.total_seconds() if isinstance(value, timedelta) else float(value)
+        for field in dataclasses.fields(policy)
+        for value in [getattr(policy, field.name)]
+    }
+
+
+def _policy(kind: type, plain: dict[str, float]):
+    """The policy of type ``kind`` that :func:`_plain` wrote as ``plain``."""
+    types = typing.get_type_hints(kind)
+    convert = {timedelta: lambda seconds: timedelta(seconds=seconds), int: int, bool: bool, float: float}
+    return kind(**{name: convert[types[name]](value) for name, value in plain.items()})
+
+
 class AnalyzerResource(dg.ConfigurableResource):
-    """The analyzer's rules: cadence, item TTLs, alert thresholds and dispatch batching. Plain
-    numbers here (minutes, hours), so the UI shows them; the domain types are built from them."""
+    """The analyzer's rules as the settings built them: cadence, item TTLs, alert thresholds and
+    dispatch batching. The settings are the one place these are built from the environment (and
+    their defaults written); this resource only carries them to the runs, in plain form so the
+    UI shows them. Build it with :meth:`from_settings`."""
 
-    base_interval_minutes: int = 120
-    min_interval_minutes: int = 60
-    max_interval_minutes: int = 120
-    pages_on_sale: int = 5
-    pages_sold: int = 5
-    schedule_slot_seconds: int = 0
-    item_ttl_available_hours: float = 24
-    item_ttl_sold_hours: float = 48
-    high_outflow_threshold: int = 50
-    low_liquidity_threshold: float = 0.3
-    high_liquidity_threshold: float = 2.0
-    batch_size: int = 50
-    backpressure_threshold: int = 25
+    cadence_policy: dict[str, float]
+    item_ttl: dict[str, float]
+    alert_thresholds: dict[str, float]
+    dispatch: dict[str, float]
 
-    def settings(self) -> Settings:
-        """These figures as settings, so the domain types are built in one place (settings)."""
-        hours = timedelta(hours=1)
-        return dataclasses.replace(
-            Settings(),
-            scheduler_base_interval=timedelta(minutes=self.base_interval_minutes),
-            scheduler_min_interval=timedelta(minutes=self.min_interval_minutes),
-            scheduler_max_interval=timedelta(minutes=self.max_interval_minutes),
-            scheduler_pages_on_sale=self.pages_on_sale,
-            scheduler_pages_sold=self.pages_sold,
-            scheduler_schedule_slot=timedelta(seconds=self.schedule_slot_seconds),
-            analyzer_item_ttl_available=self.item_ttl_available_hours * hours,
-            analyzer_item_ttl_sold=self.item_ttl_sold_hours * hours,
-            analyzer_high_outflow_threshold=self.high_outflow_threshold,
-            analyzer_low_liquidity_threshold=self.low_liquidity_threshold,
-            analyzer_high_liquidity_threshold=self.high_liquidity_threshold,
-            scheduler_batch_size=self.batch_size,
-            scheduler_backpressure_threshold=self.backpressure_threshold,
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "AnalyzerResource":
+        return cls(
+            cadence_policy=_plain(settings.cadence),
+            item_ttl=_plain(settings.item_ttl),
+            alert_thresholds=_plain(settings.alert_thresholds),
+            dispatch=_plain(DispatchConfig.from_settings(settings)),
         )
 
     def cadence(self) -> CadencePolicy:
-        return self.settings().cadence
+        return _policy(CadencePolicy, self.cadence_policy)
 
     def ingest_config(self) -> IngestConfig:
-        return IngestConfig.from_settings(self.settings())
+        return IngestConfig(
+            cadence=self.cadence(),
+            ttl=_policy(ItemTTL, self.item_ttl),
+            thresholds=_policy(AlertThresholds, self.alert_thresholds),
+        )
 
     def dispatch_config(self, max_wait_seconds: float) -> DispatchConfig:
         """Dispatch batching; a sensor tick must end well inside Dagster's 60 s sensor timeout,
         so it bounds the backpressure wait."""
-        config = DispatchConfig.from_settings(self.settings())
+        config = _policy(DispatchConfig, self.dispatch)
         return dataclasses.replace(config, max_backpressure_wait_seconds=max_wait_seconds, defer_when_full=True)
 
     def processor(self, database: DatabaseResource, queue: QueueResource) -> ResultProcessor:
@@ -140,12 +145,7 @@ class ClockResource(dg.ConfigurableResource):
         return datetime.fromtimestamp(self.time(), UTC)
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
-    minutes = timedelta(minutes=1)
     return {
         "database": DatabaseResource(url=settings.database_url),
         "queue": QueueResource(
@@ -155,24 +155,5 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             task_timeout_seconds=settings.browser_task_timeout.total_seconds(),
         ),
         "clock": ClockResource(),
-        "analyzer": AnalyzerResource(
-            base_interval_minutes=settings.scheduler_base_interval // minutes,
-            min_interval_minutes=settings.scheduler_min_interval // minutes,
-            max_interval_minutes=settings.scheduler_max_interval // minutes,
-            pages_on_sale=settings.scheduler_pages_on_sale,
-            pages_sold=settings.scheduler_pages_sold,
-            schedule_slot_seconds=int(settings.scheduler_schedule_slot.total_seconds()),
-            item_ttl_available_hours=settings.analyzer_item_ttl_available / timedelta(hours=1),
-            item_ttl_sold_hours=settings.analyzer_item_ttl_sold / timedelta(hours=1),
-            high_outflow_threshold=settings.analyzer_high_outflow_threshold,
-            low_liquidity_threshold=settings.analyzer_low_liquidity_threshold,
-            high_liquidity_threshold=settings.analyzer_high_liquidity_threshold,
-            batch_size=settings.scheduler_batch_size,
-            backpressure_threshold=settings.scheduler_backpressure_threshold,
-        ),
+        "analyzer": AnalyzerResource.from_settings(settings),
     }
-
-
-@dg.definitions
-def resources() -> dg.Definitions:
-    return dg.Definitions(resources=build_resources(load_settings()))

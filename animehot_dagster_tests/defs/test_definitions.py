@@ -165,12 +165,13 @@ def test_resources_are_built_from_settings(mysql_url):
     assert isinstance(queue, QueueResource)
     assert (queue.url, queue.pool_size, queue.janitor_timeout_seconds, queue.task_timeout_seconds) == (REDIS_URL, 4, 30, 20)
     assert isinstance(analyzer, AnalyzerResource)
-    assert (analyzer.base_interval_minutes, analyzer.min_interval_minutes, analyzer.max_interval_minutes) == (90, 45, 180)
-    assert (analyzer.pages_on_sale, analyzer.pages_sold, analyzer.schedule_slot_seconds) == (3, 2, 300)
-    assert (analyzer.batch_size, analyzer.backpressure_threshold) == (7, 4)
-    assert (analyzer.item_ttl_available_hours, analyzer.item_ttl_sold_hours) == (12, 36)
+    # The UI shows the policies in plain form: durations in seconds.
+    assert analyzer.cadence_policy == {"base_interval": 5400, "min_interval": 2700, "max_interval": 10800,
+                                       "pages_on_sale": 3, "pages_sold": 2, "schedule_slot": 300}
+    assert (analyzer.dispatch["batch_size"], analyzer.dispatch["backpressure_threshold"]) == (7, 4)
+    assert analyzer.item_ttl == {"available": 12 * 3600, "sold": 36 * 3600}
 
-    # The domain types built from them carry the same figures.
+    # The domain types rebuilt from them carry the same figures and types.
     policy = analyzer.cadence()
     assert policy.base_interval == timedelta(minutes=90)
     assert (policy.min_interval, policy.max_interval) == (timedelta(minutes=45), timedelta(hours=3))
@@ -181,6 +182,8 @@ def test_resources_are_built_from_settings(mysql_url):
     dispatch = analyzer.dispatch_config(max_wait_seconds=20)
     assert (dispatch.batch_size, dispatch.backpressure_threshold, dispatch.max_backpressure_wait_seconds) == (7, 4, 20)
     assert (dispatch.pages_on_sale, dispatch.pages_sold) == (3, 2)
+    assert type(policy.pages_on_sale) is int and type(dispatch.defer_when_full) is bool
+    assert dispatch.lease_seconds == timedelta(hours=3).total_seconds()  # SCHEDULER_MAX_INTERVAL, above the janitor's recovery
 
     # And they reach the configured services.
     with database.engine().connect() as connection:
@@ -195,4 +198,4 @@ def test_the_code_locations_resources_follow_the_environment(definitions, dagste
     database, queue = definitions.resources["database"], definitions.resources["queue"]
     assert database.url == mysql_url
     assert (queue.url, queue.janitor_timeout_seconds, queue.task_timeout_seconds) == (REDIS_URL, 5, 20)
-    assert definitions.resources["analyzer"].base_interval_minutes == 120
+    assert definitions.resources["analyzer"].cadence().base_interval == timedelta(hours=2)

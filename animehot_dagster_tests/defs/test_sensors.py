@@ -22,6 +22,7 @@ from animehot_dagster.queue import janitor, keys
 from animehot_dagster.queue.reliable import ResultQueue, TaskQueue
 from animehot_dagster.queue.routing import PER_PARTITION_LIMIT
 from animehot_dagster.queue.schedule import ScheduleStore
+from animehot_dagster.settings import load_settings
 from animehot_dagster.storage.schema import crawl_log, ip_metadata
 from animehot_dagster_tests.defs import (
     add_ip_partitions,
@@ -36,6 +37,9 @@ from animehot_dagster_tests.defs import (
 from animehot_dagster_tests.factories import make_ips, on_sale, response
 
 NAMES = ("鬼滅の刃", "ちいかわ", "初音ミク", "呪術廻戦", "葬送のフリーレン")
+
+# Batches of two, each waiting until the task queue is empty.
+SMALL_BATCHES = load_settings({"SCHEDULER_BATCH_SIZE": "2", "SCHEDULER_BACKPRESSURE_THRESHOLD": "0"})
 
 
 def _set_status(engine, ip_id: int, status: str) -> None:
@@ -177,7 +181,7 @@ def test_cadence_sensor_waits_for_room_before_the_next_batch(definitions, instan
     ids = make_ips(mysql_engine, *NAMES[:4])
     now = int(time.time())
     queue_redis.zadd(keys.SCHEDULE, {str(ip): now - 100 + i for i, ip in enumerate(ids)})
-    resources["analyzer"] = AnalyzerResource(batch_size=2, backpressure_threshold=0)
+    resources["analyzer"] = AnalyzerResource.from_settings(SMALL_BATCHES)
 
     stop, taken = threading.Event(), []
     crawler = threading.Thread(target=_take_all_after, args=(queue_redis, 1.5, stop, taken))
@@ -207,7 +211,7 @@ def test_cadence_sensor_stops_within_its_bounded_wait_under_backpressure(
     ids = make_ips(mysql_engine, *[f"IP {n}" for n in range(8)])
     now = int(time.time())
     queue_redis.zadd(keys.SCHEDULE, {str(ip): now - 100 + i for i, ip in enumerate(ids)})
-    resources["analyzer"] = AnalyzerResource(batch_size=2, backpressure_threshold=0)
+    resources["analyzer"] = AnalyzerResource.from_settings(SMALL_BATCHES)
 
     started = time.monotonic()
     data = tick(definitions, "crawl_cadence_sensor", instance, resources)
