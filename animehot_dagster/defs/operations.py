@@ -10,7 +10,7 @@ from animehot_dagster.defs.resources import ClockResource, QueueResource
 from animehot_dagster.domain.cron import every
 from animehot_dagster.queue import janitor
 from animehot_dagster.queue.keys import FAILED_RUNS
-from animehot_dagster.settings import SettingsError, load_settings
+from animehot_dagster.settings import SettingsError, process_settings
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def _janitor_cron(interval: timedelta) -> str:
 
 queue_janitor_schedule = dg.ScheduleDefinition(
     job=queue_janitor_job,
-    cron_schedule=_janitor_cron(load_settings().janitor_interval),
+    cron_schedule=_janitor_cron(process_settings().janitor_interval),
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 
