@@ -7,7 +7,7 @@ import math
 INTRO = """\
 # Benchmarks
 
-Written by `bench/suite.py` from `bench/results.json` (do not edit by hand: run the suite, or
+Written by `bench.suite` from `bench/results.json` (do not edit by hand: run the suite, or
 `.venv/bin/python -m bench.suite --render bench/results.json` to rewrite this page from the data).
 
 Every figure is compared with a **floor** measured in the same run, on the same machine and
