@@ -6,7 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Status = Literal["active", "paused", "deleted"]
+from animehot_dagster.domain.catalog import IP_STATUSES
+
+Status = Literal[IP_STATUSES]
 Category = Literal["anime", "game", "vocaloid", "vtuber", "character", "manga", "idol", "other", ""]
 
 

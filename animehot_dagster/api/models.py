@@ -13,6 +13,8 @@ from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
+from animehot_dagster.domain.catalog import IP_STATUSES
+
 T = TypeVar("T")
 
 Time = str  # RFC 3339 with +09:00
@@ -51,7 +53,7 @@ class Ip(BaseModel):
     external_id: str
     notes: str
     weight: float
-    status: Literal["active", "paused", "deleted"]
+    status: Literal[IP_STATUSES]
     last_crawled_at: Time | None
     created_at: Time
     updated_at: Time

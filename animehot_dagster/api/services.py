@@ -20,6 +20,7 @@ from starlette.responses import Response
 from animehot_dagster.api.cache import ReadCache, async_client_like, invalidate_after_crawl
 from animehot_dagster.api.envelope import JSON, ApiError, dumps, json_response
 from animehot_dagster.api.partitions import DagsterPartitions
+from animehot_dagster.domain.catalog import IpStatus
 from animehot_dagster.domain.timebuckets import rfc3339_jst
 from animehot_dagster.queue.reliable import TaskQueue
 from animehot_dagster.queue.schedule import ScheduleStore
@@ -99,7 +100,7 @@ class Services:
             return
         if status is not None:
             self._reschedule(ids, status)
-            if status == "active":
+            if status == IpStatus.ACTIVE:
                 self.partitions.add(ids)
             else:
                 for ip_id in ids:
@@ -112,7 +113,7 @@ class Services:
         if self.schedule is None:
             return
         try:
-            if status == "active":
+            if status == IpStatus.ACTIVE:
                 self.schedule.seed(api_reads.active_ips_among(self.engine, ip_ids), self.settings.cadence)
             else:
                 for ip_id in ip_ids:

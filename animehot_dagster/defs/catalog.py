@@ -10,6 +10,7 @@ from animehot_dagster.defs.metadata import preview_table
 from animehot_dagster.defs.partitions import ip_partitions
 from animehot_dagster.defs.resources import AnalyzerResource, ClockResource, DatabaseResource, QueueResource
 from animehot_dagster.domain.cadence import FRESHNESS_SLACK
+from animehot_dagster.domain.catalog import IpStatus
 from animehot_dagster.domain.timebuckets import rfc3339_jst
 from animehot_dagster.storage.ip_queries import active_ips, every_ip
 
@@ -17,7 +18,7 @@ from animehot_dagster.storage.ip_queries import active_ips, every_ip
 @dg.asset(group_name="catalog", kinds={"mysql"}, description="The tracked IPs (ip_metadata) by status.")
 def ip_catalog(database: DatabaseResource) -> dg.MaterializeResult:
     rows = every_ip(database.engine())
-    by_status = {status: sum(1 for r in rows if r.status == status) for status in ("active", "paused", "deleted")}
+    by_status = {status: sum(1 for r in rows if r.status == status) for status in IpStatus}
     return dg.MaterializeResult(
         metadata={
             "ips": len(rows),
@@ -66,7 +67,7 @@ def ip_catalog_sensor(
     added = sorted(set(active) - known, key=int)
     removed = sorted(known - set(active), key=int)
     seeded = queue.schedule(clock.time).seed([active[key] for key in added], analyzer.cadence())
-    context.update_cursor(json.dumps({"active": len(active)}))
+    context.update_cursor(json.dumps({IpStatus.ACTIVE: len(active)}))
     if not added and not removed:
         return dg.SkipReason(f"{len(active)} active IPs, partitions up to date")
     context.log.info(f"ip partitions: +{added} -{removed}; {seeded} newly scheduled")

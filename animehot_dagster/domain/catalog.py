@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -10,6 +11,19 @@ from typing import Any
 CATEGORIES = frozenset({"anime", "game", "vocaloid", "vtuber", "character", "manga", "idol", "other"})
 MAX_WEIGHT = Decimal("999.99")
 _TEXT_LIMITS = {"name": 255, "name_en": 255, "name_cn": 255, "image_url": 1024, "external_id": 64}
+
+
+class IpStatus(enum.StrEnum):
+    """Where an IP stands in the catalog: crawled on its cadence, kept but not crawled, or gone
+    from every list (its history stays)."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"
+    DELETED = "deleted"
+
+
+# The statuses as the wire and the database spell them, for Literal types and constraints.
+IP_STATUSES = tuple(status.value for status in IpStatus)
 
 
 class RecordError(ValueError):

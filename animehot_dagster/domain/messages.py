@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from animehot_dagster.domain.pages import PAGE_SIZE
+
 
 class MessageError(ValueError):
     """A message could not be decoded; the text says which field and why."""
@@ -31,7 +33,6 @@ class OutOfBounds(MessageError):
 
 # SPEC §6 "Bounds". A search page holds PAGE_SIZE items (web page and API alike) and a task
 # crawls at most MAX_PAGES_PER_PHASE pages of each phase (on sale, sold).
-PAGE_SIZE = 120
 MAX_PAGES_PER_PHASE = 20
 PHASES = 2
 # Times (crawl, listing created/updated): not before 2012, not more than an hour ahead of the

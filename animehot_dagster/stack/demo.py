@@ -21,6 +21,7 @@ import redis
 import sqlalchemy as sa
 from dagster._core.instance.ref import InstanceRef
 
+from animehot_dagster.domain.catalog import IpStatus
 from animehot_dagster.queue import keys
 from animehot_dagster.queue.stats import queue_lengths
 from animehot_dagster.settings import load_settings
@@ -51,7 +52,7 @@ class Observer:
         from animehot_dagster.storage.schema import ip_metadata
 
         with self.engine.connect() as connection:
-            return connection.execute(sa.select(sa.func.count()).where(ip_metadata.c.status == "active")).scalar_one()
+            return connection.execute(sa.select(sa.func.count()).where(ip_metadata.c.status == IpStatus.ACTIVE)).scalar_one()
 
     def crawls_per_ip(self, since: datetime) -> dict[int, int]:
         with self.engine.connect() as connection:

@@ -14,6 +14,7 @@ import httpx
 import redis
 import sqlalchemy as sa
 
+from animehot_dagster.domain.catalog import IpStatus
 from animehot_dagster.domain.timebuckets import hour_bucket
 from animehot_dagster.queue import keys
 from animehot_dagster.settings import Settings, SettingsError, load_settings
@@ -95,7 +96,7 @@ def _data_flow(settings: Settings, api_url: str, min_crawls: int) -> list[Check]
     try:
         with engine.connect() as connection:
             active = dict(connection.execute(
-                sa.select(ip_metadata.c.id, ip_metadata.c.name).where(ip_metadata.c.status == "active")).all())
+                sa.select(ip_metadata.c.id, ip_metadata.c.name).where(ip_metadata.c.status == IpStatus.ACTIVE)).all())
             crawls = dict(connection.execute(
                 sa.select(crawl_log.c.ip_id, sa.func.count()).group_by(crawl_log.c.ip_id)).all())
             with_hours = {ip for (ip,) in connection.execute(sa.select(ip_stats_hourly.c.ip_id).distinct())}

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, Row
 
+from animehot_dagster.domain.catalog import IpStatus
 from animehot_dagster.domain.leaderboard import Entry, LeaderboardType, Window
 from animehot_dagster.domain.timebuckets import hour_bucket
 from animehot_dagster.storage.ip_queries import ActiveIp
@@ -45,7 +46,7 @@ def _page(engine: Engine, query: sa.Select, count_from: sa.FromClause, condition
 def ip_page(engine: Engine, page: int, size: int, status: str | None, category: str | None,
             keyword: str | None) -> tuple[list[Row], int]:
     """Non-deleted IPs (or those of ``status``), heaviest first, then by id."""
-    conditions = [ip_metadata.c.status == status] if status else [ip_metadata.c.status != "deleted"]
+    conditions = [ip_metadata.c.status == status] if status else [ip_metadata.c.status != IpStatus.DELETED]
     if category:
         conditions.append(ip_metadata.c.category == category)
     if keyword:
@@ -147,7 +148,7 @@ def system_figures(engine: Engine) -> dict[str, int]:
             sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(sa.case((SUCCESSFUL_CRAWL, 1), else_=0)), 0))
             .select_from(crawl_log)).one()
         ips = connection.execute(
-            sa.select(sa.func.count()).select_from(ip_metadata).where(ip_metadata.c.status != "deleted")).scalar_one()
+            sa.select(sa.func.count()).select_from(ip_metadata).where(ip_metadata.c.status != IpStatus.DELETED)).scalar_one()
         unacked = connection.execute(
             sa.select(sa.func.count()).select_from(ip_alerts).where(ip_alerts.c.acknowledged == sa.false())
         ).scalar_one()
@@ -166,7 +167,7 @@ def active_ips_among(engine: Engine, ip_ids: Sequence[int]) -> list[ActiveIp]:
         rows = connection.execute(
             sa.select(ip_metadata.c.id, ip_metadata.c.name, ip_metadata.c.weight,
                       ip_metadata.c.crawl_interval_minutes, ip_metadata.c.last_crawled_at)
-            .where(ip_metadata.c.id.in_(list(ip_ids)), ip_metadata.c.status == "active")
+            .where(ip_metadata.c.id.in_(list(ip_ids)), ip_metadata.c.status == IpStatus.ACTIVE)
             .order_by(ip_metadata.c.id)
         ).all()
     return [ActiveIp(*row) for row in rows]

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, Row
 
+from animehot_dagster.domain.catalog import IpStatus
 from animehot_dagster.storage.api_reads import get_alert, get_ip
 from animehot_dagster.storage.schema import ip_alerts, ip_metadata
 
@@ -18,7 +19,7 @@ def create_ip(engine: Engine, columns: dict[str, Any], now: datetime) -> Row:
     """A new active IP from its catalog ``columns``."""
     with engine.begin() as connection:
         result = connection.execute(
-            ip_metadata.insert().values(**columns, status="active", created_at=now, updated_at=now))
+            ip_metadata.insert().values(**columns, status=IpStatus.ACTIVE, created_at=now, updated_at=now))
         return get_ip(connection, result.inserted_primary_key[0])
 
 
@@ -37,10 +38,10 @@ def soft_delete_ip(engine: Engine, ip_id: int, now: datetime) -> Row | None:
     """Mark the IP deleted (once: deleting again changes nothing); None when there is no such IP."""
     with engine.begin() as connection:
         row = get_ip(connection, ip_id)
-        if row is None or row.status == "deleted":
+        if row is None or row.status == IpStatus.DELETED:
             return row
         connection.execute(ip_metadata.update().where(ip_metadata.c.id == ip_id)
-                           .values(status="deleted", deleted_at=now, updated_at=now))
+                           .values(status=IpStatus.DELETED, deleted_at=now, updated_at=now))
         return get_ip(connection, ip_id)
 
 

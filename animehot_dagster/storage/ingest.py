@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from animehot_dagster.domain.alerts import AlertThresholds, evaluate
 from animehot_dagster.domain.cadence import CadenceDecision, CadencePolicy, decide
+from animehot_dagster.domain.catalog import IpStatus
 from animehot_dagster.domain.estimator import HOUR, LOOKBACK, CountedCrawl, sales_between, visible_share
 from animehot_dagster.domain.items import (
     Availability,
@@ -29,7 +30,8 @@ from animehot_dagster.domain.items import (
     collapse_reports,
     observe_crawl,
 )
-from animehot_dagster.domain.messages import NO_ITEMS, PAGE_SIZE, CrawlResponse
+from animehot_dagster.domain.messages import NO_ITEMS, CrawlResponse
+from animehot_dagster.domain.pages import PAGE_SIZE
 from animehot_dagster.domain.timebuckets import from_unix, hour_bucket
 from animehot_dagster.storage.alerts import write_alerts
 from animehot_dagster.storage.db import insert_many, upsert
@@ -183,7 +185,7 @@ def _apply(connection: Connection, response: CrawlResponse, config: IngestConfig
         interval=decision.interval,
         weight=float(weight),
         next_crawl_at=decision.next_crawl_at,
-        ip_active=ip.status == "active",
+        ip_active=ip.status == IpStatus.ACTIVE,
         alerts=raised,
         hour=figures,
         hours=recomputed,
@@ -318,7 +320,7 @@ def _already_applied(previous, ip_status: str) -> IngestResult:
         interval=timedelta(minutes=previous.interval_minutes),
         weight=float(previous.weight_after),
         next_crawl_at=previous.next_crawl_at,
-        ip_active=ip_status == "active",
+        ip_active=ip_status == IpStatus.ACTIVE,
     )
 
 

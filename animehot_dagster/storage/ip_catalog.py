@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from animehot_dagster.domain.catalog import IpRecord, RecordError, parse_record
+from animehot_dagster.domain.catalog import IpRecord, IpStatus, RecordError, parse_record
 from animehot_dagster.storage.db import insert_many
 from animehot_dagster.storage.schema import ip_metadata
 
@@ -77,7 +77,7 @@ def import_ips(engine: Engine, rows: Sequence[Any], upsert: bool, now: datetime)
         new_rows = []
         for name, (index, record) in records.items():
             if name not in existing:
-                new_rows.append({**record.columns(), "status": "active", "created_at": now, "updated_at": now})
+                new_rows.append({**record.columns(), "status": IpStatus.ACTIVE, "created_at": now, "updated_at": now})
             elif upsert:
                 connection.execute(
                     ip_metadata.update()

@@ -10,9 +10,9 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from animehot_dagster.domain.catalog import IpStatus
 from animehot_dagster.storage.schema import ip_metadata
 
-ACTIVE = "active"
 _ID_CHUNK = 1_000
 
 
@@ -26,13 +26,15 @@ class ActiveIp:
 
 
 @dataclasses.dataclass(frozen=True)
-class IpStatus:
+class IpKeywordStatus:
+    """An IP's search keyword and its catalog status."""
+
     keyword: str
     status: str
 
     @property
     def active(self) -> bool:
-        return self.status == ACTIVE
+        return self.status == IpStatus.ACTIVE
 
 
 def active_ips(engine: Engine) -> list[ActiveIp]:
@@ -45,7 +47,7 @@ def active_ips(engine: Engine) -> list[ActiveIp]:
             ip_metadata.c.crawl_interval_minutes,
             ip_metadata.c.last_crawled_at,
         )
-        .where(ip_metadata.c.status == ACTIVE)
+        .where(ip_metadata.c.status == IpStatus.ACTIVE)
         .order_by(ip_metadata.c.id)
     )
     with engine.connect() as connection:
@@ -66,10 +68,10 @@ def every_ip(engine: Engine) -> list[sa.Row]:
         return connection.execute(query).all()
 
 
-def ip_statuses(engine: Engine, ip_ids: Iterable[int]) -> dict[int, IpStatus]:
+def ip_statuses(engine: Engine, ip_ids: Iterable[int]) -> dict[int, IpKeywordStatus]:
     """Keyword and status of each of ``ip_ids`` the catalog holds; unknown ids are absent."""
     ids = sorted(set(ip_ids))
-    statuses: dict[int, IpStatus] = {}
+    statuses: dict[int, IpKeywordStatus] = {}
     with engine.connect() as connection:
         for start in range(0, len(ids), _ID_CHUNK):
             rows = connection.execute(
@@ -77,5 +79,5 @@ def ip_statuses(engine: Engine, ip_ids: Iterable[int]) -> dict[int, IpStatus]:
                     ip_metadata.c.id.in_(ids[start : start + _ID_CHUNK])
                 )
             )
-            statuses.update({ip_id: IpStatus(name, status) for ip_id, name, status in rows})
+            statuses.update({ip_id: IpKeywordStatus(name, status) for ip_id, name, status in rows})
     return statuses

@@ -7,6 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from animehot_dagster.domain.catalog import IpStatus
 from animehot_dagster.domain.leaderboard import Entry, LeaderboardType, Source, Window, rank, window
 from animehot_dagster.storage.schema import ip_metadata, ip_stats_daily, ip_stats_hourly, ip_stats_weekly
 
@@ -26,7 +27,7 @@ def _totals(connection: Connection, span: Window) -> list[tuple[int, int, int]]:
     query = (
         sa.select(table.c.ip_id, sa.func.sum(inflow), sa.func.sum(outflow))
         .join(ip_metadata, ip_metadata.c.id == table.c.ip_id)
-        .where(where, ip_metadata.c.status != "deleted")
+        .where(where, ip_metadata.c.status != IpStatus.DELETED)
         .group_by(table.c.ip_id)
     )
     return [(ip_id, int(i), int(o)) for ip_id, i, o in connection.execute(query)]

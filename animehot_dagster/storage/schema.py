@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
+from animehot_dagster.domain.catalog import IP_STATUSES, IpStatus
+
 metadata = sa.MetaData()
 
 
@@ -61,12 +63,12 @@ ip_metadata = sa.Table(
     # (120 / 116 min = 1.034… is stored as 1.03, read back as 117 min), so the interval the
     # cadence set is kept exactly; NULL when an operator set the weight, which then rules.
     sa.Column("crawl_interval_minutes", sa.Integer, nullable=True),
-    sa.Column("status", sa.String(16), nullable=False, server_default="active"),
+    sa.Column("status", sa.String(16), nullable=False, server_default=IpStatus.ACTIVE.value),
     sa.Column("last_crawled_at", UTCDateTime, nullable=True),
     *_timestamps(),
     sa.Column("deleted_at", UTCDateTime, nullable=True),
     sa.UniqueConstraint("name", name="uq_ip_metadata_name"),
-    sa.CheckConstraint("status IN ('active', 'paused', 'deleted')", name="ck_ip_metadata_status"),
+    sa.CheckConstraint(f"status IN ({', '.join(map(repr, IP_STATUSES))})", name="ck_ip_metadata_status"),
     sa.CheckConstraint("weight > 0", name="ck_ip_metadata_weight"),
     sa.Index("ix_ip_metadata_status", "status"),
     **TABLE_OPTIONS,

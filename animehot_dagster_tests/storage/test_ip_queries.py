@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+import sqlalchemy as sa
+
+from animehot_dagster.domain.catalog import IpStatus
 from animehot_dagster.storage.ip_queries import active_ips, every_ip
 from animehot_dagster.storage.schema import ip_metadata
 from animehot_dagster_tests.factories import T0, make_ips
@@ -23,3 +27,16 @@ def test_every_ip_is_the_whole_catalog_by_id_whatever_its_status(mysql_engine):
     ]
     assert list(rows[0]._fields) == ["id", "name", "category", "weight", "status", "last_crawled_at"]
     assert [ip.id for ip in active_ips(mysql_engine)] == [first]
+
+
+def test_the_database_holds_exactly_the_ip_statuses_of_the_enum(mysql_engine):
+    """The migrated MariaDB schema (its CHECK constraint) and the enum agree: each status is stored
+    and read back as itself, and a status outside the enum is refused."""
+    (ip,) = make_ips(mysql_engine, "ちいかわ")
+    for status in IpStatus:
+        with mysql_engine.begin() as connection:
+            connection.execute(ip_metadata.update().where(ip_metadata.c.id == ip).values(status=status))
+            stored = connection.execute(sa.select(ip_metadata.c.status).where(ip_metadata.c.id == ip)).scalar_one()
+        assert IpStatus(stored) is status
+    with pytest.raises(sa.exc.DBAPIError, match="ck_ip_metadata_status"), mysql_engine.begin() as connection:
+        connection.execute(ip_metadata.update().where(ip_metadata.c.id == ip).values(status="archived"))

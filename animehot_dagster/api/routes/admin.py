@@ -15,6 +15,7 @@ from animehot_dagster.api.params import parse_day
 from animehot_dagster.api.routes.ips import check_text
 from animehot_dagster.api.services import Svc, require_admin
 from animehot_dagster.api.views import archive_json, import_json
+from animehot_dagster.domain.catalog import IpStatus
 from animehot_dagster.domain.leaderboard import DAY_HOURS, WEEK_HOURS
 from animehot_dagster.domain.timebuckets import is_week_start, previous_day, previous_week_start
 from animehot_dagster.storage.ip_catalog import import_ips
@@ -29,7 +30,7 @@ def admin_import(svc: Svc, body: bodies.ImportRequest):
     """Create the IPs of ``ips``; existing ones (by name) are updated unless ``upsert`` is false."""
     check_text(body.ips)
     report = import_ips(svc.engine, body.ips, upsert=body.upsert, now=svc.clock())
-    svc.ip_changed([row["id"] for row in report.created], "active")
+    svc.ip_changed([row["id"] for row in report.created], IpStatus.ACTIVE)
     svc.ip_changed([row["id"] for row in report.updated], None)
     return data_response(import_json(report))
 

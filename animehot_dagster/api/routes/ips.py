@@ -30,7 +30,7 @@ from animehot_dagster.api.envelope import (
 from animehot_dagster.api.params import MAX_PAGE_SIZE, IpId, PageParam, clamp, page_number, size_param
 from animehot_dagster.api.services import Svc, require_admin
 from animehot_dagster.api.views import ip_json
-from animehot_dagster.domain.catalog import RecordError, parse_record
+from animehot_dagster.domain.catalog import IP_STATUSES, IpStatus, RecordError, parse_record
 from animehot_dagster.domain.messages import CrawlRequest
 from animehot_dagster.domain.timebuckets import to_unix
 from animehot_dagster.storage import api_reads, api_writes
@@ -75,7 +75,7 @@ def list_ips(
     svc: Svc,
     page: PageParam = None,
     page_size: size_param(IP_PAGE_SIZE, MAX_PAGE_SIZE) = None,
-    status: Annotated[Literal["active", "paused", "deleted"] | None, Query()] = None,
+    status: Annotated[Literal[IP_STATUSES] | None, Query()] = None,
     category: Annotated[str | None, Query(max_length=32)] = None,
     keyword: Annotated[str | None, Query(max_length=255, description="matches name, name_en, name_cn")] = None,
 ):
@@ -92,7 +92,7 @@ def create_ip(svc: Svc, body: bodies.IpCreate):
         row = api_writes.create_ip(svc.engine, record.columns(), svc.clock())
     except sa.exc.IntegrityError:
         raise ApiError(409, f"an IP named {record.name!r} already exists") from None
-    svc.ip_changed([row.id], "active")
+    svc.ip_changed([row.id], IpStatus.ACTIVE)
     return data_response(ip_json(row), 201)
 
 
@@ -118,7 +118,7 @@ def update_ip(svc: Svc, ip_id: IpId, body: bodies.IpUpdate):
             values["crawl_interval_minutes"] = None  # the operator's weight rules the cadence again
         if status is not None and status != row.status:
             values["status"] = status
-            values["deleted_at"] = now if status == "deleted" else None
+            values["deleted_at"] = now if status == IpStatus.DELETED else None
         return values
 
     try:
@@ -137,7 +137,7 @@ def delete_ip(svc: Svc, ip_id: IpId):
     row = api_writes.soft_delete_ip(svc.engine, ip_id, svc.clock())
     if row is None:
         raise ApiError(404, f"IP {ip_id} not found")
-    svc.ip_changed([ip_id], "deleted")
+    svc.ip_changed([ip_id], IpStatus.DELETED)
     return data_response({**ip_json(row), "deleted": True})
 
 
@@ -146,7 +146,7 @@ def delete_ip(svc: Svc, ip_id: IpId):
 def trigger(svc: Svc, ip_id: IpId):
     """Crawl now, outside the cadence (a forced task: never deduplicated)."""
     row = svc.require_ip(ip_id)
-    if row.status == "deleted":
+    if row.status == IpStatus.DELETED:
         raise ApiError(409, f"IP {ip_id} is deleted")
     svc.require_redis()
     request = CrawlRequest.new_task(ip_id, row.name, svc.settings.cadence, to_unix(svc.clock()))
