@@ -16,7 +16,6 @@ import contextlib
 import json
 import logging
 import time
-import uuid
 
 import dagster as dg
 from sqlalchemy.engine import Engine
@@ -136,18 +135,10 @@ def _crawl_now(
     status = ip_statuses(database.engine(), [ip_id]).get(ip_id)
     if status is None:
         raise dg.Failure(f"IP {ip_id} is not in the catalog")
-    policy = analyzer.cadence()
-    request = CrawlRequest(
-        ip_id=ip_id,
-        keyword=status.keyword,
-        task_id=str(uuid.uuid4()),
-        created_at=int(clock.time()),
-        pages_on_sale=policy.pages_on_sale,
-        pages_sold=policy.pages_sold,
-    )
+    request = CrawlRequest.new_task(ip_id, status.keyword, analyzer.cadence(), clock.time())
     queue.tasks().enqueue(request, force=True)
     context.log.info(f"crawl of {status.keyword} queued as task {request.task_id}; waiting for its result")
-    processor = analyzer.processor(database, queue)
+    processor = analyzer.processor(database, queue, clock)
     deadline = time.monotonic() + queue.task_timeout_seconds
     while time.monotonic() < deadline:
         report = processor.process_tasks([request.task_id], scan=RESULTS_SCAN)
@@ -189,7 +180,7 @@ def mercari_crawl(
             )
     with _database_outage_is_a_failure(database):
         if config.task_ids:
-            report = analyzer.processor(database, queue).process_tasks(config.task_ids, scan=RESULTS_SCAN)
+            report = analyzer.processor(database, queue, clock).process_tasks(config.task_ids, scan=RESULTS_SCAN)
         else:
             report = _crawl_now(context, ip_id, database, queue, analyzer, clock)
         if report.failed:
@@ -275,9 +266,10 @@ def ingest_waiting_results(
     database: DatabaseResource,
     queue: QueueResource,
     analyzer: AnalyzerResource,
+    clock: ClockResource,
 ) -> None:
     with _database_outage_is_a_failure(database):
-        report = analyzer.processor(database, queue).process_batch(max_results=config.max_results)
+        report = analyzer.processor(database, queue, clock).process_batch(max_results=config.max_results)
     partitions = collections.defaultdict(list)
     for result in report.applied:
         partitions[(result.ip_id, result.hour_bucket)].append(result)
@@ -366,7 +358,7 @@ def crawl_results_sensor(
     # neither waits for a run nor holds up the ones behind it.
     redelivered = [d.task_id for d in waiting if d.message is not None and results.is_processed(d.task_id)]
     if redelivered:
-        analyzer.processor(database, queue).process_tasks(redelivered, scan=RESULTS_SCAN)
+        analyzer.processor(database, queue, clock).process_tasks(redelivered, scan=RESULTS_SCAN)
         waiting = [d for d in waiting if d.task_id not in set(redelivered)]
     if not waiting:
         return dg.SkipReason(f"no results waiting ({len(redelivered)} redelivered ones acked)" if redelivered else "no results waiting")

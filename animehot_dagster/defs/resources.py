@@ -127,8 +127,8 @@ class AnalyzerResource(dg.ConfigurableResource):
         config = _policy(DispatchConfig, self.dispatch)
         return dataclasses.replace(config, max_backpressure_wait_seconds=max_wait_seconds, defer_when_full=True)
 
-    def processor(self, database: DatabaseResource, queue: QueueResource) -> ResultProcessor:
-        return ResultProcessor(queue.client(), database.engine(), self.ingest_config())
+    def processor(self, database: DatabaseResource, queue: QueueResource, clock: "ClockResource") -> ResultProcessor:
+        return ResultProcessor(queue.client(), database.engine(), self.ingest_config(), clock.time)
 
 
 class ClockResource(dg.ConfigurableResource):
