@@ -308,10 +308,7 @@ async def _crawl_ips(
                 at, ip_id = heapq.heappop(due)
                 plan = by_id[ip_id]
                 await _freeze_clock(clock, at)
-                request = CrawlRequest(
-                    ip_id=ip_id, keyword=plan.keyword, task_id=str(uuid.uuid4()), created_at=at,
-                    pages_on_sale=settings.scheduler_pages_on_sale, pages_sold=settings.scheduler_pages_sold,
-                )
+                request = CrawlRequest.new_task(ip_id, plan.keyword, settings.cadence, at)
                 response = method.as_sent(dataclasses.replace(await crawler.crawl(request), crawled_at=at))
                 result = apply(engine, response, config, now=from_unix(at))
                 reports = collapse_reports(response.items).values()

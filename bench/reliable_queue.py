@@ -21,10 +21,10 @@ import json
 import multiprocessing
 import sys
 import time
-import uuid
 
 import redis
 
+from animehot_dagster.domain.cadence import CadencePolicy
 from animehot_dagster.domain.messages import CrawlRequest, encode_request
 from animehot_dagster.queue import keys
 from animehot_dagster.queue.reliable import TaskQueue
@@ -35,8 +35,7 @@ QUEUE_KEYS = [key for key, _ in keys.MEASURED_KEYS]
 
 def make_requests(count: int) -> list[CrawlRequest]:
     now = int(time.time())
-    return [CrawlRequest(ip_id=ip_id, keyword=f"キーワード {ip_id}", task_id=str(uuid.uuid4()), created_at=now,
-                         pages_on_sale=5, pages_sold=5) for ip_id in range(1, count + 1)]
+    return [CrawlRequest.new_task(ip_id, f"キーワード {ip_id}", CadencePolicy(), now) for ip_id in range(1, count + 1)]
 
 
 def reliable_consumer(url: str, start, producer_done, last_ack) -> None:
