@@ -23,21 +23,23 @@ from animehot_dagster.queue.dispatcher import DispatchConfig
 from animehot_dagster.queue.processor import ResultProcessor
 from animehot_dagster.queue.reliable import ResultQueue, TaskQueue, open_redis
 from animehot_dagster.queue.schedule import ScheduleStore
-from animehot_dagster.settings import Settings, load_settings
-from animehot_dagster.storage import open_engine
+from animehot_dagster.settings import Settings
+from animehot_dagster.storage import connect, database_timeouts
+from animehot_dagster.storage.db import DatabaseTimeouts
 from animehot_dagster.storage.ingest import IngestConfig
 
-_ENGINES: dict[str, Engine] = {}
+_ENGINES: dict[tuple, Engine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
-def _engine(url: str) -> Engine:
+def _engine(url: str, timeouts: DatabaseTimeouts, auto_migrate: bool) -> Engine:
     # Sensors are evaluated on several threads of the code server: one engine (and one
-    # AUTO_MIGRATE check) per URL, however many ask for it at once.
+    # AUTO_MIGRATE check) per database, however many ask for it at once.
     with _ENGINES_LOCK:
-        if url not in _ENGINES:
-            _ENGINES[url] = open_engine(load_settings(), url)
-        return _ENGINES[url]
+        key = (url, timeouts, auto_migrate)
+        if key not in _ENGINES:
+            _ENGINES[key] = connect(url, timeouts, auto_migrate)
+        return _ENGINES[key]
 
 
 @functools.cache
@@ -49,9 +51,16 @@ class DatabaseResource(dg.ConfigurableResource):
     """The project's database: MySQL in production, the embedded SQLite file by default."""
 
     url: str
+    auto_migrate: bool = Settings.auto_migrate
+    connect_timeout_seconds: float = Settings.db_connect_timeout.total_seconds()
+    read_timeout_seconds: float = Settings.db_read_timeout.total_seconds()
+    write_timeout_seconds: float = Settings.db_write_timeout.total_seconds()
 
     def engine(self) -> Engine:
-        return _engine(self.url)
+        timeouts = DatabaseTimeouts(
+            connect=self.connect_timeout_seconds, read=self.read_timeout_seconds, write=self.write_timeout_seconds
+        )
+        return _engine(self.url, timeouts, self.auto_migrate)
 
 
 class QueueResource(dg.ConfigurableResource):
@@ -146,8 +155,15 @@ class ClockResource(dg.ConfigurableResource):
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    timeouts = database_timeouts(settings)
     return {
-        "database": DatabaseResource(url=settings.database_url),
+        "database": DatabaseResource(
+            url=settings.database_url,
+            auto_migrate=settings.auto_migrate,
+            connect_timeout_seconds=timeouts.connect,
+            read_timeout_seconds=timeouts.read,
+            write_timeout_seconds=timeouts.write,
+        ),
         "queue": QueueResource(
             url=settings.redis_url,
             pool_size=settings.redis_pool_size,

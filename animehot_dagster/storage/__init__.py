@@ -15,8 +15,13 @@ log = logging.getLogger(__name__)
 
 def open_engine(settings: Settings, database_url: str | None = None) -> Engine:
     """The engine for ``settings``; with AUTO_MIGRATE the schema is brought up to date first."""
-    engine = create_engine(database_url or settings.database_url, timeouts=database_timeouts(settings))
-    if settings.auto_migrate:
+    return connect(database_url or settings.database_url, database_timeouts(settings), settings.auto_migrate)
+
+
+def connect(url: str, timeouts: DatabaseTimeouts, auto_migrate: bool) -> Engine:
+    """The engine for ``url``; with ``auto_migrate`` the schema is brought up to date first."""
+    engine = create_engine(url, timeouts=timeouts)
+    if auto_migrate:
         revision = migrate(engine)
         log.info("MySQL connected" if engine.dialect.name == "mysql" else "database connected",
                  extra={"dialect": engine.dialect.name, "revision": revision})

@@ -143,6 +143,8 @@ def test_resources_are_built_from_settings(mysql_url):
         "DATABASE_URL": mysql_url,
         "REDIS_URL": REDIS_URL,
         "REDIS_POOL_SIZE": "4",
+        "DB_READ_TIMEOUT": "7s",
+        "AUTO_MIGRATE": "false",
         "SCHEDULER_BASE_INTERVAL": "90m",
         "SCHEDULER_MIN_INTERVAL": "45m",
         "SCHEDULER_MAX_INTERVAL": "3h",
@@ -162,6 +164,7 @@ def test_resources_are_built_from_settings(mysql_url):
     built = build_resources(load_settings(env))
     database, queue, analyzer = built["database"], built["queue"], built["analyzer"]
     assert isinstance(database, DatabaseResource) and database.url == mysql_url
+    assert (database.read_timeout_seconds, database.auto_migrate) == (7, False)
     assert isinstance(queue, QueueResource)
     assert (queue.url, queue.pool_size, queue.janitor_timeout_seconds, queue.task_timeout_seconds) == (REDIS_URL, 4, 30, 20)
     assert isinstance(analyzer, AnalyzerResource)
