@@ -1,8 +1,8 @@
 """Shared pieces of the crawler tests: a frozen simulated market served on a real socket, what
 it says it served, and crawlers built with fast switching rules.
 
-Modules import the fixtures they use by name (``from animehot_dagster_tests.crawler import
-simulator``), as pytest finds fixtures in a test module's namespace.
+The fixtures (the simulator and its state, one per test module, and ``market``) are in
+``conftest.py``.
 """
 
 from __future__ import annotations
@@ -10,22 +10,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 
 from animehot_dagster.crawler.crawl import Crawler, CrawlerConfig
 from animehot_dagster.crawler.metrics import CrawlerMetrics
 from animehot_dagster.crawler.ratelimit import LocalRateLimiter
 from animehot_dagster.crawler.resilience import ResiliencePolicy
 from animehot_dagster.domain.messages import CrawlRequest, ItemStatus
-from animehot_dagster.simulator.app import SimulatorState, create_app
+from animehot_dagster.simulator.app import SimulatorState
 from animehot_dagster.simulator.faults import FaultKind, FaultRule, Surface
 from animehot_dagster.simulator.market import HOUR, KeywordProfile, Realism
 from animehot_dagster.simulator.scenario import Scenario
-from animehot_dagster.simulator.server import SimulatorServer, build_state
+from animehot_dagster.simulator.server import SimulatorServer
 
 KEYWORD = "ちいかわ グッズ"  # a space: it must travel as %20
 SMALL = "ひっそり"  # under a page of items in each phase: one request per phase
@@ -50,27 +48,6 @@ FAST_POLICY = ResiliencePolicy(
     backoff_cap_seconds=0.05,
 )
 FAST_RATE = 1000.0
-
-
-@pytest.fixture(scope="module")
-def simulator_state() -> SimulatorState:
-    return build_state(SCENARIO, seed=21, time_scale=0, start=AS_OF)
-
-
-@pytest.fixture(scope="module")
-def simulator(simulator_state: SimulatorState) -> Iterator[SimulatorServer]:
-    with SimulatorServer(create_app(simulator_state)) as running:
-        yield running
-
-
-@pytest.fixture
-def market(simulator: SimulatorServer, simulator_state: SimulatorState) -> Iterator[Market]:
-    """The running simulator with no faults and an empty request log; faults set by the test
-    are cleared afterwards."""
-    simulator_state.faults.replace([])
-    simulator_state.requests.clear()
-    yield Market(simulator, simulator_state)
-    simulator_state.faults.replace([])
 
 
 @dataclasses.dataclass

@@ -15,20 +15,17 @@ from animehot_dagster.crawler.page import SearchQuery
 from animehot_dagster.crawler.resilience import Mode
 from animehot_dagster.domain.messages import NO_ITEMS
 from animehot_dagster.simulator.faults import FaultKind, Surface
-from animehot_dagster_tests.crawler import (  # noqa: F401 - fixtures
+from animehot_dagster_tests.crawler import (
     EMPTY,
     KEYWORD,
     SMALL,
     config_for,
     crawl,
     expected_item,
-    market,
     metric_value,
     reported,
     request,
     running_crawler,
-    simulator,
-    simulator_state,
 )
 
 

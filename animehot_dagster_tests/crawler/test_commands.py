@@ -11,14 +11,11 @@ from animehot_dagster.crawler.commands import crawl_command
 from animehot_dagster.domain.messages import NO_ITEMS, decode_response
 from animehot_dagster.settings import load_settings
 from animehot_dagster.simulator.faults import FaultKind, Surface
-from animehot_dagster_tests.crawler import (  # noqa: F401 - fixtures
+from animehot_dagster_tests.crawler import (
     EMPTY,
     SMALL,
     expected_item,
-    market,
     reported,
-    simulator,
-    simulator_state,
 )
 
 

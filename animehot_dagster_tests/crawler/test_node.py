@@ -27,12 +27,9 @@ from animehot_dagster.queue import keys
 from animehot_dagster.queue.reliable import TaskQueue
 from animehot_dagster.simulator.faults import FaultKind, Surface
 from animehot_dagster_tests.conftest import REDIS_URL
-from animehot_dagster_tests.crawler import (  # noqa: F401 - fixtures
+from animehot_dagster_tests.crawler import (
     KEYWORD,
     SMALL,
-    market,
-    simulator,
-    simulator_state,
 )
 
 NODE = (

@@ -15,14 +15,11 @@ from urllib.parse import urlsplit
 from animehot_dagster.crawler.metrics import CrawlerMetrics
 from animehot_dagster.crawler.resilience import Mode
 from animehot_dagster.simulator.faults import FaultKind, Surface
-from animehot_dagster_tests.crawler import (  # noqa: F401 - fixtures
+from animehot_dagster_tests.crawler import (
     config_for,
-    market,
     metric_value,
     request,
     running_crawler,
-    simulator,
-    simulator_state,
 )
 
 

@@ -19,14 +19,11 @@ from animehot_dagster.crawler.ratelimit import LocalRateLimiter, RedisRateLimite
 from animehot_dagster.crawler.resilience import Mode
 from animehot_dagster.simulator.faults import Surface
 from animehot_dagster_tests.conftest import REDIS_URL
-from animehot_dagster_tests.crawler import (  # noqa: F401 - fixtures
+from animehot_dagster_tests.crawler import (
     KEYWORD,
     SMALL,
     config_for,
-    market,
     request,
-    simulator,
-    simulator_state,
 )
 from animehot_dagster_tests.private_servers import PrivateRedis
 

@@ -8,18 +8,15 @@ import dataclasses
 
 from animehot_dagster.crawler.resilience import Mode
 from animehot_dagster.simulator.faults import FaultKind, Surface
-from animehot_dagster_tests.crawler import (  # noqa: F401 - fixtures
+from animehot_dagster_tests.crawler import (
     FAST_POLICY,
     KEYWORD,
     config_for,
     crawl,
     expected_item,
-    market,
     reported,
     request,
     running_crawler,
-    simulator,
-    simulator_state,
 )
 
 
