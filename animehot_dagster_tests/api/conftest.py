@@ -11,14 +11,12 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-import redis
 import uvicorn
 
 from animehot_dagster.api.app import create_app
 from animehot_dagster.settings import load_settings
 from animehot_dagster.storage.ingest import IngestConfig, apply
 from animehot_dagster_tests.api.contract_check import ContractClient
-from animehot_dagster_tests.conftest import REDIS_URL
 from animehot_dagster_tests.factories import T0, make_ips, on_sale, response, sold
 
 # Three crawls an hour apart: a baseline at 09:00 JST, then movement at 10:00 and 11:00.
@@ -48,15 +46,6 @@ def seed_market(engine) -> dict[str, int]:
 
 
 @pytest.fixture
-def bytes_redis() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
-
-
-@pytest.fixture
 def settings():
     return load_settings({"ADMIN_API_KEY": "s3cret", "AUTO_MIGRATE": "false"})
 
@@ -67,8 +56,8 @@ def market(mysql_engine) -> dict[str, int]:
 
 
 @pytest.fixture
-def app(settings, mysql_engine, bytes_redis, market):
-    return create_app(settings, mysql_engine, bytes_redis, clock=lambda: NOW)
+def app(settings, mysql_engine, queue_redis, market):
+    return create_app(settings, mysql_engine, queue_redis, clock=lambda: NOW)
 
 
 @pytest.fixture

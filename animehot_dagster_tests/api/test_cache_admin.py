@@ -19,7 +19,7 @@ from animehot_dagster_tests.api.test_endpoints import err, ok, whole
 from animehot_dagster_tests.factories import T0, sold
 
 
-def test_cache_miss_then_hit_with_keys_and_ttls(client, market, bytes_redis):
+def test_cache_miss_then_hit_with_keys_and_ttls(client, market, queue_redis):
     ip = market["busy"]
     assert ok(client.get(f"/api/v1/ips/{ip}/liquidity"))["from_cache"] is False
     hit = ok(client.get(f"/api/v1/ips/{ip}/liquidity"))
@@ -27,16 +27,16 @@ def test_cache_miss_then_hit_with_keys_and_ttls(client, market, bytes_redis):
     hourly = f"/api/v1/ips/{ip}/stats/hourly?limit=5"
     assert ok(client.get(hourly))["from_cache"] is False
     assert ok(client.get(hourly))["from_cache"] is True
-    assert 0 < bytes_redis.ttl(cache.hourly_stats_key(ip, 5)) <= 600
+    assert 0 < queue_redis.ttl(cache.hourly_stats_key(ip, 5)) <= 600
     items = f"/api/v1/ips/{ip}/items?status=sold&page=2&page_size=7"  # a list: the flag beside data
     assert whole(client.get(items))["from_cache"] is False
     cached_items = whole(client.get(items))
     assert cached_items["from_cache"] is True and len(cached_items["data"]) == 7 and cached_items["total"] == 60
-    assert 0 < bytes_redis.ttl(cache.items_key(ip, "sold", 2, 7)) <= 600
+    assert 0 < queue_redis.ttl(cache.items_key(ip, "sold", 2, 7)) <= 600
     # the default and the clamped page size share one key
     whole(client.get(f"/api/v1/ips/{ip}/items?page_size=0"))
     assert whole(client.get(f"/api/v1/ips/{ip}/items"))["from_cache"] is True
-    assert 0 < bytes_redis.ttl(cache.liquidity_key(ip)) <= 600
+    assert 0 < queue_redis.ttl(cache.liquidity_key(ip)) <= 600
     # a ranged hourly read is never cached
     assert ok(client.get(f"/api/v1/ips/{ip}/stats/hourly?start=2026-11-01"))["from_cache"] is False
     # leaderboards: one key per type/window whatever the limit; 1h windows end at the next hour
@@ -45,9 +45,9 @@ def test_cache_miss_then_hit_with_keys_and_ttls(client, market, bytes_redis):
     assert again["from_cache"] is True and len(again["items"]) == 2 and again["limit"] == again["count"] == 2
     assert ok(client.get("/api/v1/leaderboard?hours=30"))["from_cache"] is False  # 30 → the 24 h board
     assert ok(client.get("/api/v1/leaderboard?hours=24"))["from_cache"] is True
-    assert 0 < bytes_redis.ttl(cache.leaderboard_key("hot", 3)) <= 600
+    assert 0 < queue_redis.ttl(cache.leaderboard_key("hot", 3)) <= 600
     ok(client.get("/api/v1/leaderboard?hours=24&type=outflow"))
-    assert 3000 < bytes_redis.ttl(cache.leaderboard_key("outflow", 24)) <= 3600
+    assert 3000 < queue_redis.ttl(cache.leaderboard_key("outflow", 24)) <= 3600
 
 
 def test_leaderboard_ttl_never_outlives_its_window():
@@ -59,7 +59,7 @@ def test_leaderboard_ttl_never_outlives_its_window():
     assert cache.leaderboard_ttl(168, last_minute) == 3600
 
 
-def test_a_processed_crawl_invalidates_its_ip_and_the_hourly_leaderboards(client, market, bytes_redis, mysql_engine):
+def test_a_processed_crawl_invalidates_its_ip_and_the_hourly_leaderboards(client, market, queue_redis, mysql_engine):
     ip = market["idle"]
     ok(client.get(f"/api/v1/ips/{ip}/liquidity"))
     ok(client.get(f"/api/v1/ips/{market['calm']}/liquidity"))
@@ -70,7 +70,7 @@ def test_a_processed_crawl_invalidates_its_ip_and_the_hourly_leaderboards(client
     at = T0 + timedelta(hours=3)
     apply(mysql_engine, response(ip, at, [sold("m30000", 900)]), IngestConfig(), now=at)
     assert ok(client.get(f"/api/v1/ips/{ip}/liquidity"))["from_cache"] is True  # stale until invalidated
-    deleted = cache.invalidate_after_crawl(bytes_redis, ip)
+    deleted = cache.invalidate_after_crawl(queue_redis, ip)
     assert deleted == 2  # its liquidity key and the one 1h leaderboard cached
     fresh = ok(client.get(f"/api/v1/ips/{ip}/liquidity"))
     # read afresh: its item is now known sold (the 12:00 hour itself is not complete yet)
@@ -78,7 +78,7 @@ def test_a_processed_crawl_invalidates_its_ip_and_the_hourly_leaderboards(client
     assert ok(client.get(f"/api/v1/ips/{market['calm']}/liquidity"))["from_cache"] is True  # other IPs kept
     assert ok(client.get("/api/v1/leaderboard?hours=24"))["from_cache"] is True  # rollup windows kept
     assert ok(client.get("/api/v1/leaderboard?hours=1&type=outflow"))["from_cache"] is False
-    assert cache.invalidate_after_rollup(bytes_redis, 24) == 1
+    assert cache.invalidate_after_rollup(queue_redis, 24) == 1
     assert ok(client.get("/api/v1/leaderboard?hours=24"))["from_cache"] is False
 
 
@@ -119,19 +119,19 @@ def test_admin_requires_the_key(client):
     assert ok(client.post("/api/v1/admin/import", json=body, headers={"X-API-Key": "s3cret"}))["created"] == 1
 
 
-def test_admin_is_open_without_a_key_outside_prod(mysql_engine, bytes_redis):
-    app = create_app(load_settings({}), mysql_engine, bytes_redis, clock=lambda: NOW)
+def test_admin_is_open_without_a_key_outside_prod(mysql_engine, queue_redis):
+    app = create_app(load_settings({}), mysql_engine, queue_redis, clock=lambda: NOW)
     with TestClient(app) as client:
         ok(client.post("/api/v1/admin/archive/weekly"))
 
 
-def test_prod_refuses_to_start_without_admin_key(mysql_engine, bytes_redis):
+def test_prod_refuses_to_start_without_admin_key(mysql_engine, queue_redis):
     with pytest.raises(SettingsError, match="ADMIN_API_KEY"):
-        create_app(load_settings({"APP_ENV": "prod"}), mysql_engine, bytes_redis)
-    create_app(load_settings({"APP_ENV": "prod", "ADMIN_API_KEY": "k"}), mysql_engine, bytes_redis)
+        create_app(load_settings({"APP_ENV": "prod"}), mysql_engine, queue_redis)
+    create_app(load_settings({"APP_ENV": "prod", "ADMIN_API_KEY": "k"}), mysql_engine, queue_redis)
 
 
-def test_admin_import_reports_rows_and_schedules_new_ips(client, bytes_redis, market):
+def test_admin_import_reports_rows_and_schedules_new_ips(client, queue_redis, market):
     headers = {"X-API-Key": "s3cret"}
     body = {"ips": [{"name": "呪術廻戦", "category": "anime"}, {"name": "鬼滅の刃", "weight": 2},
                     {"category": "anime"}, "oops"], "upsert": True}
@@ -143,7 +143,7 @@ def test_admin_import_reports_rows_and_schedules_new_ips(client, bytes_redis, ma
     new_id = report["details"][0]["id"]
     assert report["details"][1]["id"] == market["calm"] and report["details"][2]["id"] is None
     from animehot_dagster.queue.schedule import ScheduleStore
-    assert new_id in dict(ScheduleStore(bytes_redis).entries())
+    assert new_id in dict(ScheduleStore(queue_redis).entries())
     # upsert defaults to true
     again = ok(client.post("/api/v1/admin/import", json={"ips": [{"name": "呪術廻戦", "weight": 3}]}, headers=headers))
     assert (again["updated"], again["details"][0]["id"]) == (1, new_id)
@@ -154,12 +154,12 @@ def test_admin_import_reports_rows_and_schedules_new_ips(client, bytes_redis, ma
     err(client.post("/api/v1/admin/import", content=b"[", headers={**headers, "content-type": "application/json"}), 400)
 
 
-def test_admin_archives_roll_up_and_invalidate(client, bytes_redis, market):
+def test_admin_archives_roll_up_and_invalidate(client, queue_redis, market):
     headers = {"X-API-Key": "s3cret"}
     ok(client.get("/api/v1/leaderboard?hours=24"))
     daily = ok(client.post("/api/v1/admin/archive/daily?date=2026-11-02", headers=headers))
     assert daily == {"kind": "daily", "bucket": "2026-11-02", "rows": 3, "total_inflow": 110, "total_outflow": 66}
-    assert not bytes_redis.exists(cache.leaderboard_key("hot", 24))
+    assert not queue_redis.exists(cache.leaderboard_key("hot", 24))
     weekly = ok(client.post("/api/v1/admin/archive/weekly?week_start=2026-11-02", headers=headers))
     assert (weekly["rows"], weekly["total_outflow"]) == (3, 66)
     assert ok(client.post("/api/v1/admin/archive/daily", headers=headers))["bucket"] == "2026-11-01"
@@ -167,8 +167,8 @@ def test_admin_archives_roll_up_and_invalidate(client, bytes_redis, market):
     err(client.post("/api/v1/admin/archive/daily?date=02/11/2026", headers=headers), 400, "date")
 
 
-def test_bodies_over_the_limit_are_413(settings, mysql_engine, bytes_redis):
-    app = create_app(settings, mysql_engine, bytes_redis, clock=lambda: NOW, body_limit=1000)
+def test_bodies_over_the_limit_are_413(settings, mysql_engine, queue_redis):
+    app = create_app(settings, mysql_engine, queue_redis, clock=lambda: NOW, body_limit=1000)
     with TestClient(app) as client:
         big = {"ips": [{"name": f"ip {i}"} for i in range(100)]}
         err(client.post("/api/v1/admin/import", json=big, headers={"X-API-Key": "s3cret"}), 413)

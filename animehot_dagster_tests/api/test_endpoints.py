@@ -84,11 +84,11 @@ def test_ip_detail_and_unknown_ids(client, market):
     err(client.get("/api/v1/no/such/route"), 404)
 
 
-def test_create_ip(client, bytes_redis):
+def test_create_ip(client, queue_redis):
     data = ok(client.post("/api/v1/ips", json={"name": "葬送のフリーレン", "category": "anime", "weight": 2,
                                                  "tags": ["fantasy"]}), 201)
     assert (data["status"], data["weight"], data["tags"]) == ("active", 2.0, ["fantasy"])
-    assert dict(ScheduleStore(bytes_redis).entries()) == {data["id"]: int(NOW.timestamp())}
+    assert dict(ScheduleStore(queue_redis).entries()) == {data["id"]: int(NOW.timestamp())}
     err(client.post("/api/v1/ips", json={"name": "葬送のフリーレン"}), 409, "already exists")
     err(client.post("/api/v1/ips", json={"category": "anime"}), 400, "name")
     err(client.post("/api/v1/ips", json={"name": "x", "weight": 0}), 400, "weight")
@@ -98,9 +98,9 @@ def test_create_ip(client, bytes_redis):
     err(client.post("/api/v1/ips", json=["name"]), 400)
 
 
-def test_update_ip_changes_weight_status_and_schedule(client, market, bytes_redis):
+def test_update_ip_changes_weight_status_and_schedule(client, market, queue_redis):
     ip = market["calm"]
-    schedule = ScheduleStore(bytes_redis)
+    schedule = ScheduleStore(queue_redis)
     data = ok(client.put(f"/api/v1/ips/{ip}", json={"weight": 1.5, "name_en": "Demon Slayer"}))
     assert (data["weight"], data["name_en"], data["name"]) == (1.5, "Demon Slayer", "鬼滅の刃")
     assert ok(client.put(f"/api/v1/ips/{ip}", json={"status": "paused"}))["status"] == "paused"
@@ -115,13 +115,13 @@ def test_update_ip_changes_weight_status_and_schedule(client, market, bytes_redi
     err(client.put("/api/v1/ips/9999", json={"weight": 1}), 404)
 
 
-def test_delete_is_soft_and_leaves_the_schedule(client, market, bytes_redis):
+def test_delete_is_soft_and_leaves_the_schedule(client, market, queue_redis):
     ip = market["busy"]
-    ScheduleStore(bytes_redis).schedule(ip, NOW.timestamp() + 60)
+    ScheduleStore(queue_redis).schedule(ip, NOW.timestamp() + 60)
     data = ok(client.delete(f"/api/v1/ips/{ip}"))
     assert (data["id"], data["deleted"]) == (ip, True)
     assert data["status"] == "deleted" and data["deleted_at"] == "2026-11-02T12:10:00+09:00"
-    assert ScheduleStore(bytes_redis).entries() == []
+    assert ScheduleStore(queue_redis).entries() == []
     assert ok(client.get(f"/api/v1/ips/{ip}"))["status"] == "deleted"  # still readable
     assert ip not in [i["id"] for i in ok(client.get("/api/v1/ips"))]
     assert ok(client.delete(f"/api/v1/ips/{ip}"))["deleted"] is True  # idempotent
@@ -131,16 +131,16 @@ def test_delete_is_soft_and_leaves_the_schedule(client, market, bytes_redis):
     assert ip not in [e["ip_id"] for e in ok(client.get("/api/v1/leaderboard", params={"hours": 3}))["items"]]
 
 
-def test_trigger_force_enqueues_a_crawl(client, market, bytes_redis, settings):
+def test_trigger_force_enqueues_a_crawl(client, market, queue_redis, settings):
     ip = market["calm"]
     first = ok(client.post(f"/api/v1/ips/{ip}/trigger"))
     second = ok(client.post(f"/api/v1/ips/{ip}/trigger"))  # forced: not deduplicated
     assert (first["id"], first["triggered"]) == (ip, True)
     assert first["task_id"] != second["task_id"]
-    queued = [decode_request(raw) for raw in bytes_redis.lrange(keys.TASKS, 0, -1)]
+    queued = [decode_request(raw) for raw in queue_redis.lrange(keys.TASKS, 0, -1)]
     assert [(r.ip_id, r.keyword, r.pages_on_sale, r.pages_sold) for r in queued] == \
         [(ip, "鬼滅の刃", settings.scheduler_pages_on_sale, settings.scheduler_pages_sold)] * 2
-    assert bytes_redis.sismember(keys.TASKS_PENDING, f"ip:{ip}")
+    assert queue_redis.sismember(keys.TASKS_PENDING, f"ip:{ip}")
     err(client.post("/api/v1/ips/9999/trigger"), 404)
 
 
@@ -155,7 +155,7 @@ def test_liquidity_is_the_latest_complete_hour_in_the_originals_names(client, ma
     err(client.get("/api/v1/ips/9999/liquidity"), 404)
 
 
-def test_liquidity_of_an_ip_without_a_complete_hour_is_zero_not_null(client, market, bytes_redis):
+def test_liquidity_of_an_ip_without_a_complete_hour_is_zero_not_null(client, market, queue_redis):
     created = ok(client.post("/api/v1/ips", json={"name": "呪術廻戦"}), 201)
     data = ok(client.get(f"/api/v1/ips/{created['id']}/liquidity"))
     assert (data["hot_score"], data["on_sale_inflow"], data["sold_inflow"], data["liquidity_index"]) == (0, 0, 0, None)
@@ -191,12 +191,12 @@ def test_hourly_stats_range_and_limit(client, market):
     err(client.get("/api/v1/ips/9999/stats/hourly"), 404)
 
 
-def test_hourly_stats_leave_out_the_current_hour(settings, mysql_engine, bytes_redis, market):
+def test_hourly_stats_leave_out_the_current_hour(settings, mysql_engine, queue_redis, market):
     from animehot_dagster.api.app import create_app
     from animehot_dagster_tests.api.contract_check import ContractClient
 
     # at 11:30 the 11:00 hour is still being counted
-    app = create_app(settings, mysql_engine, bytes_redis, clock=lambda: T0 + timedelta(hours=2, minutes=30))
+    app = create_app(settings, mysql_engine, queue_redis, clock=lambda: T0 + timedelta(hours=2, minutes=30))
     with ContractClient(app) as early:
         hours = ok(early.get(f"/api/v1/ips/{market['calm']}/stats/hourly"))["stats"]
         assert [h["hour_bucket"] for h in hours] == ["2026-11-02T10:00:00+09:00", "2026-11-02T09:00:00+09:00"]
@@ -274,11 +274,11 @@ def test_alerts_filters_and_ack(client, market):
     err(client.get("/api/v1/alerts", params={"acknowledged": "maybe"}), 400, "acknowledged")
 
 
-def test_system_status_and_scheduler(client, market, bytes_redis):
-    ScheduleStore(bytes_redis).schedule(market["calm"], NOW.timestamp() - 30)
-    ScheduleStore(bytes_redis).schedule(market["busy"], NOW.timestamp() + 5400)
-    bytes_redis.incr(keys.FAILED_RUNS)
-    bytes_redis.lpush(keys.TASKS_DEADLETTER, b"{}")
+def test_system_status_and_scheduler(client, market, queue_redis):
+    ScheduleStore(queue_redis).schedule(market["calm"], NOW.timestamp() - 30)
+    ScheduleStore(queue_redis).schedule(market["busy"], NOW.timestamp() + 5400)
+    queue_redis.incr(keys.FAILED_RUNS)
+    queue_redis.lpush(keys.TASKS_DEADLETTER, b"{}")
     status = ok(client.get("/api/v1/system/status"))
     assert (status["status"], status["timestamp"]) == ("ok", "2026-11-02T12:10:00+09:00")
     assert status["database"] == {"connected": True, "ip_count": 3}
@@ -295,11 +295,11 @@ def test_system_status_and_scheduler(client, market, bytes_redis):
         (False, "1h30m", "2026-11-02T13:40:00+09:00")
 
 
-def test_success_rate_is_one_when_nothing_ran(settings, mysql_engine, bytes_redis):
+def test_success_rate_is_one_when_nothing_ran(settings, mysql_engine, queue_redis):
     from animehot_dagster.api.app import create_app
     from animehot_dagster_tests.api.contract_check import ContractClient
 
-    with ContractClient(create_app(settings, mysql_engine, bytes_redis, clock=lambda: NOW)) as empty:
+    with ContractClient(create_app(settings, mysql_engine, queue_redis, clock=lambda: NOW)) as empty:
         status = ok(empty.get("/api/v1/system/status"))
         assert status["pipeline"] == {"running": True, "processed": 0, "failed": 0, "success_rate": 1.0}
         assert status["scheduler"] == {"running": False, "total_ips": 0, "overdue_ips": 0}

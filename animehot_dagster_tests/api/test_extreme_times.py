@@ -65,7 +65,7 @@ def _store_far_future(engine, ip_id: int) -> None:
         connection.execute(ip_alerts.update().where(ip_alerts.c.ip_id == ip_id).values(created_at=FAR_FUTURE))
 
 
-def test_an_ip_with_a_far_future_last_crawl_still_renders_everywhere(client, market, mysql_engine, bytes_redis):
+def test_an_ip_with_a_far_future_last_crawl_still_renders_everywhere(client, market, mysql_engine, queue_redis):
     busy = market["busy"]
     _store_far_future(mysql_engine, busy)
     with mysql_engine.connect() as connection:
@@ -86,17 +86,17 @@ def test_an_ip_with_a_far_future_last_crawl_still_renders_everywhere(client, mar
     assert ok(client.get("/api/v1/system/status"))["database"]["connected"] is True
 
 
-def test_a_far_future_schedule_entry_renders(client, market, bytes_redis):
-    bytes_redis.zadd(keys.SCHEDULE, {str(market["calm"]): 253402300000, str(market["busy"]): 1_800_000_000})
+def test_a_far_future_schedule_entry_renders(client, market, queue_redis):
+    queue_redis.zadd(keys.SCHEDULE, {str(market["calm"]): 253402300000, str(market["busy"]): 1_800_000_000})
     data = ok(client.get("/api/v1/system/scheduler"))
     times = {s["ip_id"]: s["next_schedule"] for s in data["schedules"]}
     assert times[market["calm"]] == LAST_WRITABLE
     assert times[market["busy"]] == "2027-01-15T17:00:00+09:00"
 
 
-def test_an_unexpected_error_is_still_the_error_envelope(settings, mysql_engine, bytes_redis):
+def test_an_unexpected_error_is_still_the_error_envelope(settings, mysql_engine, queue_redis):
     """Whatever a route did not foresee: a 500 in the envelope, not Starlette's plain text."""
-    app = create_app(settings, mysql_engine, bytes_redis)
+    app = create_app(settings, mysql_engine, queue_redis)
 
     @app.get("/api/v1/test-only-boom")
     def boom():

@@ -24,13 +24,13 @@ def site(tmp_path):
     return tmp_path
 
 
-def _client(settings_env: dict, mysql_engine, bytes_redis) -> ContractClient:
+def _client(settings_env: dict, mysql_engine, queue_redis) -> ContractClient:
     settings = load_settings({"ADMIN_API_KEY": "s3cret", "AUTO_MIGRATE": "false", **settings_env})
-    return ContractClient(create_app(settings, mysql_engine, bytes_redis, clock=lambda: NOW))
+    return ContractClient(create_app(settings, mysql_engine, queue_redis, clock=lambda: NOW))
 
 
-def test_static_dir_serves_the_frontend_and_leaves_the_api_alone(site, mysql_engine, bytes_redis, market):
-    with _client({"STATIC_DIR": str(site)}, mysql_engine, bytes_redis) as client:
+def test_static_dir_serves_the_frontend_and_leaves_the_api_alone(site, mysql_engine, queue_redis, market):
+    with _client({"STATIC_DIR": str(site)}, mysql_engine, queue_redis) as client:
         home = client.get("/")
         assert home.status_code == 200 and home.text == INDEX and home.headers["content-type"].startswith("text/html")
         assert client.get("/assets/app.js").text == "console.log('dashboard')"
@@ -47,9 +47,9 @@ def test_static_dir_serves_the_frontend_and_leaves_the_api_alone(site, mysql_eng
         assert "/{path}" not in client.get("/openapi.json").json()["paths"]
 
 
-def test_without_static_dir_the_packaged_dashboard_is_served(mysql_engine, bytes_redis, market):
+def test_without_static_dir_the_packaged_dashboard_is_served(mysql_engine, queue_redis, market):
     links = "Dagster UI=http://127.0.0.1:3000,Grafana=https://grafana.example/d/animehot?a=1&b=<2>"
-    with _client({"DASHBOARD_LINKS": links}, mysql_engine, bytes_redis) as client:
+    with _client({"DASHBOARD_LINKS": links}, mysql_engine, queue_redis) as client:
         home = client.get("/")
         assert home.status_code == 200 and home.headers["content-type"].startswith("text/html")
         assert '<script type="module" src="js/app.js">' in home.text
@@ -69,15 +69,15 @@ def test_without_static_dir_the_packaged_dashboard_is_served(mysql_engine, bytes
         assert "/{path}" not in client.get("/openapi.json").json()["paths"]
 
 
-def test_bad_dashboard_links_stop_the_app_naming_the_variable(mysql_engine, bytes_redis):
+def test_bad_dashboard_links_stop_the_app_naming_the_variable(mysql_engine, queue_redis):
     for links in ("Dagster UI", "Grafana=ftp://host/", "=http://host/"):
         with pytest.raises(SettingsError, match="DASHBOARD_LINKS"):
-            _client({"DASHBOARD_LINKS": links}, mysql_engine, bytes_redis)
+            _client({"DASHBOARD_LINKS": links}, mysql_engine, queue_redis)
 
 
-def test_enable_cors_answers_preflight_and_marks_answers(mysql_engine, bytes_redis, market):
+def test_enable_cors_answers_preflight_and_marks_answers(mysql_engine, queue_redis, market):
     origin = {"Origin": "http://dashboard.example:5173"}
-    with _client({"ENABLE_CORS": "true"}, mysql_engine, bytes_redis) as client:
+    with _client({"ENABLE_CORS": "true"}, mysql_engine, queue_redis) as client:
         preflight = client.options("/api/v1/ips", headers={**origin, "Access-Control-Request-Method": "PUT",
                                                             "Access-Control-Request-Headers": "content-type"})
         assert preflight.status_code == 200
@@ -86,7 +86,7 @@ def test_enable_cors_answers_preflight_and_marks_answers(mysql_engine, bytes_red
         answer = client.get("/api/v1/leaderboard", headers=origin)
         assert answer.status_code == 200 and answer.headers["access-control-allow-origin"] == "*"
         assert client.get("/health", headers=origin).headers["access-control-allow-origin"] == "*"
-    with _client({}, mysql_engine, bytes_redis) as client:
+    with _client({}, mysql_engine, queue_redis) as client:
         assert "access-control-allow-origin" not in client.get("/api/v1/leaderboard", headers=origin).headers
 
 

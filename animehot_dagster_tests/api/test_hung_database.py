@@ -33,13 +33,13 @@ pytestmark = pytest.mark.timeout(180)
 
 
 @pytest.fixture
-def served(private_mariadb, bytes_redis) -> Iterator[tuple[str, list[int]]]:
+def served(private_mariadb, queue_redis) -> Iterator[tuple[str, list[int]]]:
     url = private_mariadb.create_database("api_hung")
     settings = load_settings({"DATABASE_URL": url, "AUTO_MIGRATE": "true", "REDIS_URL": REDIS_URL})
     engine = api_engine(settings)
     report = import_ips(engine, [{"name": "鬼滅の刃"}, {"name": "ちいかわ"}], upsert=True, now=datetime.now(UTC))
     ids = sorted(row["id"] for row in report.created + report.updated)
-    with LiveServer(create_app(settings, engine, bytes_redis)) as server:
+    with LiveServer(create_app(settings, engine, queue_redis)) as server:
         yield server.url, ids
     engine.dispose()
 
@@ -97,7 +97,7 @@ def test_a_hung_database_gets_503_envelopes_within_a_few_seconds(served, private
         assert response.status_code == 200 and response.json()["total"] == 2
 
 
-def test_a_stopped_database_gets_503_envelopes_at_once(served, private_mariadb, bytes_redis):
+def test_a_stopped_database_gets_503_envelopes_at_once(served, private_mariadb, queue_redis):
     """Down rather than hung: connection refused, 503 without waiting out any timeout."""
     base, (ip, _other) = served
     with httpx.Client(base_url=base, timeout=60) as client:

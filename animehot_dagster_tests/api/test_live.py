@@ -32,9 +32,9 @@ def sample(text: str, metric: str, **labels) -> float | None:
     return None
 
 
-def test_api_over_a_socket_and_metrics_on_their_port(settings, mysql_engine, bytes_redis, market):
-    registry, http_metrics = api_registry(mysql_engine, bytes_redis)
-    app = create_app(settings, mysql_engine, bytes_redis, clock=lambda: NOW, metrics=http_metrics)
+def test_api_over_a_socket_and_metrics_on_their_port(settings, mysql_engine, queue_redis, market):
+    registry, http_metrics = api_registry(mysql_engine, queue_redis)
+    app = create_app(settings, mysql_engine, queue_redis, clock=lambda: NOW, metrics=http_metrics)
     metrics = MetricsServer(registry, free_port(), "127.0.0.1")
     try:
         with LiveServer(app) as server, httpx.Client(base_url=server.url) as client:
@@ -50,8 +50,8 @@ def test_api_over_a_socket_and_metrics_on_their_port(settings, mysql_engine, byt
             assert client.get("/api/v1/ips/9999").status_code == 404
             assert client.get("/api/v1/leaderboard", params={"hours": 3}).json()["data"]["items"]
             assert client.post(f"/api/v1/ips/{market['calm']}/trigger").status_code == 200
-            bytes_redis.incr(keys.FAILED_RUNS)
-            bytes_redis.rpush(keys.RESULTS_DEADLETTER, b"{}")
+            queue_redis.incr(keys.FAILED_RUNS)
+            queue_redis.rpush(keys.RESULTS_DEADLETTER, b"{}")
             assert client.get("/api/v1/nowhere").status_code == 404  # unknown API paths (others load the dashboard)
 
             after = httpx.get(f"http://127.0.0.1:{metrics.port}/metrics").text

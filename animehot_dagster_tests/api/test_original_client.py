@@ -50,8 +50,8 @@ class OriginalClient:
         return self.request("POST", f"/api/v1/admin/{path}", headers={"X-API-Key": self.api_key}, **kwargs)
 
 
-def test_a_client_of_the_original_works_unchanged(settings, mysql_engine, bytes_redis, market):
-    app = create_app(settings, mysql_engine, bytes_redis, clock=lambda: NOW)
+def test_a_client_of_the_original_works_unchanged(settings, mysql_engine, queue_redis, market):
+    app = create_app(settings, mysql_engine, queue_redis, clock=lambda: NOW)
     with LiveServer(app) as server:
         client = OriginalClient(server.url, "s3cret")
         assert client.request("GET", "/health")["status"] == "ok"

@@ -9,10 +9,10 @@ from animehot_dagster.api.app import DagsterPartitions, create_app
 from animehot_dagster_tests.api.conftest import NOW
 
 
-def test_create_pause_resume_and_delete_move_the_ip_partition(settings, mysql_engine, bytes_redis, tmp_path, monkeypatch):
+def test_create_pause_resume_and_delete_move_the_ip_partition(settings, mysql_engine, queue_redis, tmp_path, monkeypatch):
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-    app = create_app(settings, mysql_engine, bytes_redis, clock=lambda: NOW, partitions=DagsterPartitions())
+    app = create_app(settings, mysql_engine, queue_redis, clock=lambda: NOW, partitions=DagsterPartitions())
     instance = dg.DagsterInstance.get()
     with TestClient(app) as client:
         created = client.post("/api/v1/ips", json={"name": "葬送のフリーレン"})

@@ -44,8 +44,8 @@ def _runner(operation, mode, checks):
     return check
 
 
-def test_the_api_conforms_to_its_openapi_document(settings, mysql_engine, bytes_redis, market):
-    app = create_app(settings, mysql_engine, bytes_redis, clock=lambda: NOW)
+def test_the_api_conforms_to_its_openapi_document(settings, mysql_engine, queue_redis, market):
+    app = create_app(settings, mysql_engine, queue_redis, clock=lambda: NOW)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     started = time.monotonic()
     operations = 0

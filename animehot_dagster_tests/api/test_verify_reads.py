@@ -10,8 +10,8 @@ from animehot_dagster.stack.verify import _api_serves
 from animehot_dagster_tests.api.conftest import NOW, LiveServer
 
 
-def test_verify_finds_the_served_figures_and_names_what_is_missing(settings, mysql_engine, bytes_redis, market):
-    app = create_app(settings, mysql_engine, bytes_redis, clock=lambda: NOW)
+def test_verify_finds_the_served_figures_and_names_what_is_missing(settings, mysql_engine, queue_redis, market):
+    app = create_app(settings, mysql_engine, queue_redis, clock=lambda: NOW)
     with LiveServer(app) as server:
         ok, detail = _api_serves(server.url, [market["calm"], market["busy"]], [market["idle"]])
         assert ok, detail

@@ -20,14 +20,14 @@ from animehot_dagster_tests.api.test_endpoints import err, ok
 KEY = {"X-API-Key": "s3cret"}
 
 
-def _client(env: dict, mysql_engine, bytes_redis) -> ContractClient:
+def _client(env: dict, mysql_engine, queue_redis) -> ContractClient:
     settings = load_settings({"AUTO_MIGRATE": "false", **env})
-    return ContractClient(create_app(settings, mysql_engine, bytes_redis, clock=lambda: NOW))
+    return ContractClient(create_app(settings, mysql_engine, queue_redis, clock=lambda: NOW))
 
 
 @pytest.fixture
-def prod(mysql_engine, bytes_redis, market) -> Iterator[ContractClient]:
-    with _client({"APP_ENV": "prod", "ADMIN_API_KEY": "s3cret"}, mysql_engine, bytes_redis) as client:
+def prod(mysql_engine, queue_redis, market) -> Iterator[ContractClient]:
+    with _client({"APP_ENV": "prod", "ADMIN_API_KEY": "s3cret"}, mysql_engine, queue_redis) as client:
         yield client
 
 
@@ -59,12 +59,12 @@ def _state(engine) -> tuple:
 @pytest.mark.parametrize("headers", [{}, {"X-API-Key": "wrong"}, {"X-API-Key": "s3cret-and-more"}],
                          ids=["no_key", "wrong_key", "longer_key"])
 def test_in_prod_a_catalog_write_without_the_key_is_refused_and_changes_nothing(
-        prod, market, mysql_engine, bytes_redis, headers):
+        prod, market, mysql_engine, queue_redis, headers):
     before = _state(mysql_engine)
     for method, path, body in _writes(market, _alert_id(mysql_engine)):
         err(prod.request(method, path, json=body, headers=headers), 401, "X-API-Key")
     assert _state(mysql_engine) == before
-    assert bytes_redis.llen("animetop:queue:tasks") == 0  # no trigger got through
+    assert queue_redis.llen("animetop:queue:tasks") == 0  # no trigger got through
 
 
 def test_in_prod_the_key_opens_every_catalog_write(prod, market, mysql_engine):
@@ -88,8 +88,8 @@ def test_in_prod_the_admin_routes_still_need_the_key(prod, market):
 
 
 @pytest.mark.parametrize("env", [{"ADMIN_API_KEY": "s3cret"}, {}], ids=["local_with_key", "local_without_key"])
-def test_in_development_the_catalog_writes_stay_open(mysql_engine, bytes_redis, market, env):
-    with _client(env, mysql_engine, bytes_redis) as client:
+def test_in_development_the_catalog_writes_stay_open(mysql_engine, queue_redis, market, env):
+    with _client(env, mysql_engine, queue_redis) as client:
         statuses = [client.request(method, path, json=body).status_code
                     for method, path, body in _writes(market, _alert_id(mysql_engine))]
         assert statuses == [201, 200, 200, 200, 200]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from animehot_dagster.stack.summary import MarketClock, format_summary, relative_error
-from animehot_dagster_tests.api.conftest import bytes_redis  # noqa: F401 - a fixture
 
 
 def test_relative_error_is_signed_and_undefined_without_truth():
@@ -31,7 +30,7 @@ def test_the_table_aligns_japanese_names_and_shows_missing_truth_as_na():
     assert "n/a" in row
 
 
-def test_the_summary_reads_as_the_api_serves(mysql_engine, bytes_redis):
+def test_the_summary_reads_as_the_api_serves(mysql_engine, queue_redis):
     """On data written by the real ingest: the summary's per-IP figures and leaderboard equal
     what the API answers as of the hour after the last crawl (the API serves complete hours)."""
     from datetime import UTC, datetime
@@ -47,7 +46,7 @@ def test_the_summary_reads_as_the_api_serves(mysql_engine, bytes_redis):
     summary = build_summary(mysql_engine, T0, None, None, 60.0, {})
     board = summary["leaderboard"]
     as_of = datetime.fromisoformat(board["as_of"]).astimezone(UTC)
-    app = create_app(load_settings({"AUTO_MIGRATE": "false"}), mysql_engine, bytes_redis, clock=lambda: as_of)
+    app = create_app(load_settings({"AUTO_MIGRATE": "false"}), mysql_engine, queue_redis, clock=lambda: as_of)
     with ContractClient(app) as api:
         for ip in summary["ips"]:
             hours = api.get(f"/api/v1/ips/{ip['ip_id']}/stats/hourly", params={"limit": 168}).json()["data"]["stats"]
