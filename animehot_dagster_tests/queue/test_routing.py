@@ -1,6 +1,5 @@
 """The results sensor's policy (queue/routing.py), without Redis or Dagster: which runs the
-waiting results get, their run keys, and the backoff while the database cannot be reached. It
-needs no service, so it sits with the other pure rules."""
+waiting results get, their run keys, and the backoff while the database cannot be reached."""
 
 from __future__ import annotations
 
