@@ -205,11 +205,20 @@ def crawl_pages_complete(
     asked = policy.pages_on_sale + policy.pages_sold
     with database.engine().connect() as connection:
         crawls = crawls_in_hour(connection, ip_id, hour)
-    short = [c.task_id for c in crawls if stopped_short(bool(c.error_message), c.pages_crawled, asked, c.total_found)]
+    short = [
+        {"task_id": c.task_id, "pages_crawled": c.pages_crawled, "total_found": c.total_found}
+        for c in crawls
+        if stopped_short(bool(c.error_message), c.pages_crawled, asked, c.total_found)
+    ]
     return dg.AssetCheckResult(
         passed=not short,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"crawls": len(crawls), "pages_asked": asked, "short_crawls": len(short)},
+        metadata={
+            "crawls": len(crawls),
+            "pages_asked": asked,
+            "short_crawls": len(short),
+            "short": dg.MetadataValue.json(short),
+        },
     )
 
 

@@ -102,7 +102,7 @@ def test_crawl_pages_complete_fails_on_a_crawl_that_stopped_short(definitions, i
     _ip, key, task_id = busy_hour
     good = run_check(definitions, instance, CRAWL_PAGES_COMPLETE, key)
     assert good.passed
-    assert metadata(good) == {"crawls": 1, "pages_asked": 10, "short_crawls": 0}
+    assert metadata(good) == {"crawls": 1, "pages_asked": 10, "short_crawls": 0, "short": []}
 
     # 3 pages of the 10 asked is fine when the search found no more than 3 pages hold ...
     logged = crawl_log.update().where(crawl_log.c.task_id == task_id)
@@ -114,7 +114,12 @@ def test_crawl_pages_complete_fails_on_a_crawl_that_stopped_short(definitions, i
     short = run_check(definitions, instance, CRAWL_PAGES_COMPLETE, key)
     assert short.passed is False
     assert short.severity == dg.AssetCheckSeverity.WARN
-    assert metadata(short) == {"crawls": 1, "pages_asked": 10, "short_crawls": 1}
+    assert metadata(short) == {
+        "crawls": 1,
+        "pages_asked": 10,
+        "short_crawls": 1,
+        "short": [{"task_id": task_id, "pages_crawled": 3, "total_found": 5_000}],
+    }
 
 
 def _the_busy_row(ip: int):
