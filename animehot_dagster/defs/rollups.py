@@ -4,12 +4,14 @@ import dataclasses
 from datetime import date
 
 import dagster as dg
+from sqlalchemy.engine import Connection
 
 from animehot_dagster.api.cache import invalidate_after_rollup
 from animehot_dagster.defs.metadata import preview_table
 from animehot_dagster.defs.partitions import day_partitions, week_partitions
 from animehot_dagster.defs.resources import ClockResource, DatabaseResource, QueueResource
 from animehot_dagster.domain.leaderboard import DAY_HOURS, LEADERBOARD_WINDOWS, WEEK_HOURS, LeaderboardType
+from animehot_dagster.domain.rollups import Totals, mismatched_ips, pooled
 from animehot_dagster.storage.leaderboard import ip_names, leaderboard
 from animehot_dagster.storage.rollups import (
     RollupReport,
@@ -64,24 +66,48 @@ def weekly_liquidity(
     return dg.MaterializeResult(metadata=_rollup_metadata(report))
 
 
-def _totals_match(totals: TotalsAgainstHours) -> dg.AssetCheckResult:
-    (rolled_in, rolled_out), (hourly_in, hourly_out) = totals.rolled, totals.hourly
+# The mismatched IPs a check's metadata names; the count covers them all.
+SHOWN_MISMATCHES = 20
+
+
+def _in_out(totals: Totals) -> str:
+    return f"{totals[0]} in / {totals[1]} out"
+
+
+def _totals_match(connection: Connection, totals: TotalsAgainstHours) -> dg.AssetCheckResult:
+    """Passes when every IP's rollup row equals the sums of its hourly rows; the metadata names
+    the IPs that differ and gives the totals pooled over every IP."""
+    mismatches = mismatched_ips(totals.rolled, totals.hourly)
+    names = ip_names(connection) if mismatches else {}
     return dg.AssetCheckResult(
-        passed=totals.rolled == totals.hourly,
-        metadata={"rollup": f"{rolled_in} in / {rolled_out} out", "hourly": f"{hourly_in} in / {hourly_out} out"},
+        passed=not mismatches,
+        metadata={
+            "rollup": _in_out(pooled(totals.rolled)),
+            "hourly": _in_out(pooled(totals.hourly)),
+            "mismatched_ips": len(mismatches),
+            "mismatches": dg.MetadataValue.json([
+                {
+                    "id": m.ip_id,
+                    "name": names.get(m.ip_id, str(m.ip_id)),
+                    "rollup": "no row" if m.rolled is None else _in_out(m.rolled),
+                    "hourly": "no hourly rows" if m.hourly is None else _in_out(m.hourly),
+                }
+                for m in mismatches[:SHOWN_MISMATCHES]
+            ]),
+        },
     )
 
 
-@dg.asset_check(asset=daily_liquidity, partitions_def=day_partitions, description="Daily totals equal the hourly sums.")
+@dg.asset_check(asset=daily_liquidity, partitions_def=day_partitions, description="Each IP's daily totals equal the sums of its hourly rows.")
 def daily_totals_match_hours(context: dg.AssetCheckExecutionContext, database: DatabaseResource) -> dg.AssetCheckResult:
     with database.engine().connect() as connection:
-        return _totals_match(day_totals(connection, date.fromisoformat(context.partition_key)))
+        return _totals_match(connection, day_totals(connection, date.fromisoformat(context.partition_key)))
 
 
-@dg.asset_check(asset=weekly_liquidity, partitions_def=week_partitions, description="Weekly totals equal the hourly sums.")
+@dg.asset_check(asset=weekly_liquidity, partitions_def=week_partitions, description="Each IP's weekly totals equal the sums of its hourly rows.")
 def weekly_totals_match_hours(context: dg.AssetCheckExecutionContext, database: DatabaseResource) -> dg.AssetCheckResult:
     with database.engine().connect() as connection:
-        return _totals_match(week_totals(connection, date.fromisoformat(context.partition_key)))
+        return _totals_match(connection, week_totals(connection, date.fromisoformat(context.partition_key)))
 
 
 @dg.asset(

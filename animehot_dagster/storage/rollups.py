@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from animehot_dagster.domain.items import OUTFLOW_TRANSITIONS
+from animehot_dagster.domain.rollups import Totals
 from animehot_dagster.domain.scores import PricedItem, price_stats
 from animehot_dagster.domain.timebuckets import day_bounds, is_week_start, next_week_start, week_bounds
 from animehot_dagster.storage.db import upsert
@@ -132,31 +133,36 @@ def rollup_week(connection: Connection, week_start: date, now: datetime) -> Roll
 
 @dataclasses.dataclass(frozen=True)
 class TotalsAgainstHours:
-    """A rollup's (inflow, outflow) summed over its rows, and the same summed over the hourly
-    rows of its hours: equal when the rollup is up to date."""
+    """A rollup's (inflow, outflow) per IP, one entry per rollup row of its bucket, and the same
+    summed per IP over the hourly rows of its hours, one entry per IP with hourly rows there:
+    equal when the rollup is up to date (:func:`animehot_dagster.domain.rollups.mismatched_ips`)."""
 
-    rolled: tuple[int, int]
-    hourly: tuple[int, int]
+    rolled: dict[int, Totals]
+    hourly: dict[int, Totals]
 
 
-def _sums(connection: Connection, inflow: sa.Column, outflow: sa.Column, where) -> tuple[int, int]:
-    row = connection.execute(
-        sa.select(sa.func.coalesce(sa.func.sum(inflow), 0), sa.func.coalesce(sa.func.sum(outflow), 0)).where(where)
-    ).one()
-    return int(row[0]), int(row[1])
+def _sums_by_ip(connection: Connection, ip_id: sa.Column, inflow: sa.Column, outflow: sa.Column, where) -> dict[int, Totals]:
+    rows = connection.execute(
+        sa.select(ip_id, sa.func.coalesce(sa.func.sum(inflow), 0), sa.func.coalesce(sa.func.sum(outflow), 0))
+        .where(where)
+        .group_by(ip_id)
+    )
+    return {int(ip): (int(total_in), int(total_out)) for ip, total_in, total_out in rows}
 
 
 def _against_hours(connection: Connection, table: sa.Table, where, start: datetime, end: datetime) -> TotalsAgainstHours:
     hours = sa.and_(ip_stats_hourly.c.hour_bucket >= start, ip_stats_hourly.c.hour_bucket < end)
     return TotalsAgainstHours(
-        rolled=_sums(connection, table.c.total_inflow, table.c.total_outflow, where),
-        hourly=_sums(connection, ip_stats_hourly.c.inflow, ip_stats_hourly.c.outflow, hours),
+        rolled=_sums_by_ip(connection, table.c.ip_id, table.c.total_inflow, table.c.total_outflow, where),
+        hourly=_sums_by_ip(connection, ip_stats_hourly.c.ip_id, ip_stats_hourly.c.inflow, ip_stats_hourly.c.outflow, hours),
     )
 
 
 def day_totals(connection: Connection, day: date) -> TotalsAgainstHours:
+    """Per IP: the day's rows of ip_stats_daily, and the hourly rows of its Japan-time hours."""
     return _against_hours(connection, ip_stats_daily, ip_stats_daily.c.date_bucket == day, *day_bounds(day))
 
 
 def week_totals(connection: Connection, week_start: date) -> TotalsAgainstHours:
+    """Per IP: the week's rows of ip_stats_weekly, and the hourly rows of its Japan-time hours."""
     return _against_hours(connection, ip_stats_weekly, ip_stats_weekly.c.week_start == week_start, *week_bounds(week_start))

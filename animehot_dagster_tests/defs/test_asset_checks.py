@@ -237,11 +237,14 @@ def rolled_up(definitions, instance, mysql_engine, queue_redis) -> tuple[tuple[i
     return (a, b), days, monday
 
 
-def _hourly_totals(engine, start: datetime, end: datetime) -> tuple[int, int]:
+def _hourly_totals(engine, start: datetime, end: datetime, ip: int | None = None) -> tuple[int, int]:
+    """The hourly rows' (inflow, outflow) in [start, end): every IP's, or ``ip``'s."""
+    where = [ip_stats_hourly.c.hour_bucket >= start, ip_stats_hourly.c.hour_bucket < end]
+    if ip is not None:
+        where.append(ip_stats_hourly.c.ip_id == ip)
     with engine.connect() as connection:
-        return tuple(connection.execute(
-            sa.select(sa.func.sum(ip_stats_hourly.c.inflow), sa.func.sum(ip_stats_hourly.c.outflow))
-            .where(ip_stats_hourly.c.hour_bucket >= start, ip_stats_hourly.c.hour_bucket < end)
+        return tuple(int(total) for total in connection.execute(
+            sa.select(sa.func.sum(ip_stats_hourly.c.inflow), sa.func.sum(ip_stats_hourly.c.outflow)).where(*where)
         ).one())
 
 
@@ -249,31 +252,57 @@ def _jst_midnight(day) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=JST).astimezone(UTC)
 
 
+def _in_out(totals: tuple[int, int]) -> str:
+    return f"{totals[0]} in / {totals[1]} out"
+
+
+def _matching(totals: tuple[int, int]) -> dict:
+    """The metadata of a passing rollup check whose pooled totals are ``totals``."""
+    return {"rollup": _in_out(totals), "hourly": _in_out(totals), "mismatched_ips": 0, "mismatches": []}
+
+
+def _mismatch(ip: int, name: str, rollup: str, hourly: str) -> dict:
+    return {"id": ip, "name": name, "rollup": rollup, "hourly": hourly}
+
+
 def test_daily_totals_match_hours_fails_on_a_day_that_differs_from_its_hours(
     definitions, instance, mysql_engine, rolled_up
 ):
     (a, _b), days, _monday = rolled_up
     tuesday, wednesday = days
-    inflow, outflow = _hourly_totals(mysql_engine, _jst_midnight(tuesday), _jst_midnight(wednesday))
+    start, end = _jst_midnight(tuesday), _jst_midnight(wednesday)
+    inflow, outflow = _hourly_totals(mysql_engine, start, end)
     good = run_check(definitions, instance, DAILY_TOTALS_MATCH_HOURS, tuesday.isoformat())
     assert good.passed
-    assert metadata(good) == {"rollup": f"{inflow} in / {outflow} out", "hourly": f"{inflow} in / {outflow} out"}
+    assert metadata(good) == _matching((inflow, outflow))
 
     # One IP's day total is off by a sale.
+    a_in, a_out = _hourly_totals(mysql_engine, start, end, a)
     day_row = ip_stats_daily.update().where(ip_stats_daily.c.ip_id == a, ip_stats_daily.c.date_bucket == tuesday)
     execute(mysql_engine, day_row.values(total_outflow=ip_stats_daily.c.total_outflow + 1))
     bad = run_check(definitions, instance, DAILY_TOTALS_MATCH_HOURS, tuesday.isoformat())
     assert bad.passed is False
-    assert metadata(bad) == {"rollup": f"{inflow} in / {outflow + 1} out", "hourly": f"{inflow} in / {outflow} out"}
+    assert metadata(bad) == {
+        "rollup": _in_out((inflow, outflow + 1)),
+        "hourly": _in_out((inflow, outflow)),
+        "mismatched_ips": 1,
+        "mismatches": [_mismatch(a, "鬼滅の刃", _in_out((a_in, a_out + 1)), _in_out((a_in, a_out)))],
+    }
 
     # Wednesday's rollup is stale: a late crawl revised one of its hours after it ran.
     assert run_check(definitions, instance, DAILY_TOTALS_MATCH_HOURS, wednesday.isoformat()).passed
-    hour = ip_stats_hourly.update().where(ip_stats_hourly.c.ip_id == a, ip_stats_hourly.c.hour_bucket == _jst_midnight(wednesday))
+    hour = ip_stats_hourly.update().where(ip_stats_hourly.c.ip_id == a, ip_stats_hourly.c.hour_bucket == end)
     execute(mysql_engine, hour.values(inflow=ip_stats_hourly.c.inflow + 5))
     stale = run_check(definitions, instance, DAILY_TOTALS_MATCH_HOURS, wednesday.isoformat())
     assert stale.passed is False
-    w_inflow, w_outflow = _hourly_totals(mysql_engine, _jst_midnight(wednesday), _jst_midnight(wednesday) + timedelta(days=1))
-    assert metadata(stale) == {"rollup": f"{w_inflow - 5} in / {w_outflow} out", "hourly": f"{w_inflow} in / {w_outflow} out"}
+    w_inflow, w_outflow = _hourly_totals(mysql_engine, end, end + timedelta(days=1))
+    wa_in, wa_out = _hourly_totals(mysql_engine, end, end + timedelta(days=1), a)
+    assert metadata(stale) == {
+        "rollup": _in_out((w_inflow - 5, w_outflow)),
+        "hourly": _in_out((w_inflow, w_outflow)),
+        "mismatched_ips": 1,
+        "mismatches": [_mismatch(a, "鬼滅の刃", _in_out((wa_in - 5, wa_out)), _in_out((wa_in, wa_out)))],
+    }
 
 
 def test_daily_totals_match_hours_fails_on_a_day_that_lost_an_ip(definitions, instance, mysql_engine, rolled_up):
@@ -291,8 +320,58 @@ def test_daily_totals_match_hours_fails_on_a_day_that_lost_an_ip(definitions, in
     bad = run_check(definitions, instance, DAILY_TOTALS_MATCH_HOURS, tuesday.isoformat())
     assert bad.passed is False
     assert metadata(bad) == {
-        "rollup": f"{inflow - lost.total_inflow} in / {outflow - lost.total_outflow} out",
-        "hourly": f"{inflow} in / {outflow} out",
+        "rollup": _in_out((inflow - lost.total_inflow, outflow - lost.total_outflow)),
+        "hourly": _in_out((inflow, outflow)),
+        "mismatched_ips": 1,
+        "mismatches": [_mismatch(b, "ちいかわ", "no row", _in_out((lost.total_inflow, lost.total_outflow)))],
+    }
+
+
+def _swap_totals(engine, table: sa.Table, bucket: sa.Column, key, a: int, b: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Swap the totals of ``a``'s and ``b``'s rows of the bucket ``key``; returns their totals before."""
+    with engine.begin() as connection:
+        rows = {
+            row.ip_id: (row.total_inflow, row.total_outflow)
+            for row in connection.execute(sa.select(table).where(bucket == key, table.c.ip_id.in_([a, b])))
+        }
+        assert rows[a] != rows[b], "the swap must move figures"
+        for ip, other in ((a, b), (b, a)):
+            changed = connection.execute(
+                table.update().where(table.c.ip_id == ip, bucket == key)
+                .values(total_inflow=rows[other][0], total_outflow=rows[other][1])
+            )
+            assert changed.rowcount == 1
+    return rows[a], rows[b]
+
+
+@pytest.mark.parametrize(
+    ("check", "table", "bucket"),
+    [
+        (DAILY_TOTALS_MATCH_HOURS, ip_stats_daily, ip_stats_daily.c.date_bucket),
+        (WEEKLY_TOTALS_MATCH_HOURS, ip_stats_weekly, ip_stats_weekly.c.week_start),
+    ],
+    ids=["daily", "weekly"],
+)
+def test_totals_match_hours_fails_on_figures_swapped_between_two_ips(
+    definitions, instance, mysql_engine, rolled_up, check, table, bucket
+):
+    (a, b), days, monday = rolled_up
+    key = days[0] if check == DAILY_TOTALS_MATCH_HOURS else monday
+    assert run_check(definitions, instance, check, key.isoformat()).passed
+
+    # Two IPs' rows carry each other's figures: the totals pooled over both still add up.
+    a_totals, b_totals = _swap_totals(mysql_engine, table, bucket, key, a, b)
+    bad = run_check(definitions, instance, check, key.isoformat())
+    assert bad.passed is False
+    pooled = (a_totals[0] + b_totals[0], a_totals[1] + b_totals[1])
+    assert metadata(bad) == {
+        "rollup": _in_out(pooled),
+        "hourly": _in_out(pooled),
+        "mismatched_ips": 2,
+        "mismatches": [
+            _mismatch(a, "鬼滅の刃", _in_out(b_totals), _in_out(a_totals)),
+            _mismatch(b, "ちいかわ", _in_out(a_totals), _in_out(b_totals)),
+        ],
     }
 
 
@@ -302,13 +381,19 @@ def test_weekly_totals_match_hours_fails_on_a_week_that_differs_from_its_hours(
     (a, _b), _days, monday = rolled_up
     start = _jst_midnight(monday)
     inflow, outflow = _hourly_totals(mysql_engine, start, start + timedelta(days=7))
+    a_in, a_out = _hourly_totals(mysql_engine, start, start + timedelta(days=7), a)
     good = run_check(definitions, instance, WEEKLY_TOTALS_MATCH_HOURS, monday.isoformat())
     assert good.passed
-    assert metadata(good) == {"rollup": f"{inflow} in / {outflow} out", "hourly": f"{inflow} in / {outflow} out"}
+    assert metadata(good) == _matching((inflow, outflow))
 
     # One IP's week lost a new listing.
     week_row = ip_stats_weekly.update().where(ip_stats_weekly.c.ip_id == a, ip_stats_weekly.c.week_start == monday)
     execute(mysql_engine, week_row.values(total_inflow=ip_stats_weekly.c.total_inflow - 1))
     bad = run_check(definitions, instance, WEEKLY_TOTALS_MATCH_HOURS, monday.isoformat())
     assert bad.passed is False
-    assert metadata(bad) == {"rollup": f"{inflow - 1} in / {outflow} out", "hourly": f"{inflow} in / {outflow} out"}
+    assert metadata(bad) == {
+        "rollup": _in_out((inflow - 1, outflow)),
+        "hourly": _in_out((inflow, outflow)),
+        "mismatched_ips": 1,
+        "mismatches": [_mismatch(a, "鬼滅の刃", _in_out((a_in - 1, a_out)), _in_out((a_in, a_out)))],
+    }
