@@ -13,6 +13,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
 
+from animehot_dagster.settings import Settings
+
 # Errors of a database that cannot be reached or does not answer: SQLAlchemy's pool timeout, and
 # the MySQL client's "can't connect" (2002, 2003), "gone away" (2006), "lost connection" (2013, a
 # read timeout among them) and "lost connection at handshake" (2055).
@@ -29,9 +31,9 @@ class DatabaseTimeouts:
     ``write`` each send; ``pool`` the wait for a connection of the pool when every one is in use
     (SQLAlchemy's ``pool_timeout``, 30 s by default)."""
 
-    connect: float = 5.0
-    read: float = 10.0
-    write: float = 10.0
+    connect: float = Settings.db_connect_timeout.total_seconds()
+    read: float = Settings.db_read_timeout.total_seconds()
+    write: float = Settings.db_write_timeout.total_seconds()
     pool: float = 30.0
 
 
